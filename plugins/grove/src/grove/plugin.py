@@ -1,0 +1,52 @@
+"""Grove's Timber hooks. Cheap to import: no SQLAlchemy, no services."""
+
+from __future__ import annotations
+
+import os
+
+from timber_core import hookimpl
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@hookimpl
+def timber_app_info() -> dict[str, object]:
+    return {
+        "name": "grove",
+        "version": "1.0.0",
+        "description": "Research platform: research sessions, notes and reports",
+        "depends": [],
+    }
+
+
+@hookimpl
+def timber_model_dirs() -> list[str]:
+    return [os.path.join(_HERE, "models")]
+
+
+@hookimpl
+def timber_session_types() -> list[str]:
+    return ["research", "analysis"]
+
+
+@hookimpl
+def timber_rls_policies() -> list[dict[str, str]]:
+    # A researcher reaches only their own sessions, within Grove's types.
+    return [
+        {
+            "name": "grove_own_sessions",
+            "table": "sessions",
+            "command": "ALL",
+            "using": "user_id = (SELECT current_setting('timber.user_id', true))",
+        }
+    ]
+
+
+@hookimpl
+def timber_services(kernel: object) -> dict[str, str]:
+    return {"reports": "grove.services.report_service:ReportService"}
+
+
+@hookimpl
+def timber_migrations_dir() -> str:
+    return os.path.join(_HERE, "migrations", "versions")

@@ -1,0 +1,61 @@
+"""Timber: one kernel, many apps, each seeing only its own data.
+
+The public API is small: :func:`initialize_timber`, :func:`get_model`,
+:data:`hookimpl`, :func:`app_context`, :func:`platform_context` and
+``__version__``. Importing this package is cheap: SQLAlchemy is imported only
+when the kernel is initialized.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .context import app_context, platform_context
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "initialize_timber",
+    "get_model",
+    "get_kernel",
+    "hookimpl",
+    "app_context",
+    "platform_context",
+    "__version__",
+]
+
+
+def initialize_timber(
+    app_name: str,
+    model_config_dirs: list[str] | None = None,
+    database_url: str | None = None,
+    **settings: Any,
+) -> Kernel:
+    """Load the apps, build the models, connect, and make ``app_name`` the default context.
+
+    See :func:`timber_core.kernel.initialize_timber` for the settings.
+    """
+    from .kernel import initialize_timber as _init
+
+    return _init(app_name, model_config_dirs=model_config_dirs, database_url=database_url, **settings)
+
+
+def get_model(name: str) -> type[Any]:
+    """Return the mapped class of model ``name`` for the current app context.
+
+    Raise IsolationError for another app's private model, NotFoundError for an unknown one.
+    """
+    from .kernel import get_kernel as _get
+
+    return _get().get_model(name)
+
+
+def get_kernel() -> Kernel:
+    """Return the initialized kernel; raise NotInitializedError before ``initialize_timber``."""
+    from .kernel import get_kernel as _get
+
+    return _get()

@@ -1,0 +1,138 @@
+"""Configuration from the environment, read once, typed, with per-app subclasses.
+
+    class CanopyConfig(TimberConfig):
+        APP_NAME = "canopy"
+        ENABLE_PAPER_TRADING = Setting("ENABLE_PAPER_TRADING", boolean, True)
+
+    config = CanopyConfig.load()      # read once per class, then cached
+    config.DATABASE_URL, config.ENABLE_PAPER_TRADING
+
+A malformed value raises :class:`ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .errors import ConfigurationError
+
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text"]
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def boolean(raw: str) -> bool:
+    """Parse true/false, yes/no, on/off, 1/0 (any case)."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected true or false (also yes/no, on/off, 1/0)")
+
+
+def _int(raw: str, minimum: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ValueError(f"expected a whole number of at least {minimum}")
+    return value
+
+
+def positive_int(raw: str) -> int:
+    """Parse a whole number of at least 1."""
+    return _int(raw, 1)
+
+
+def non_negative_int(raw: str) -> int:
+    """Parse a whole number of at least 0."""
+    return _int(raw, 0)
+
+
+def text(raw: str) -> str | None:
+    """Return the text, or None when it is empty."""
+    return raw.strip() or None
+
+
+class Setting(Generic[T]):
+    """One environment variable: its name, how to parse it and its default."""
+
+    def __init__(self, env: str, parse: Callable[[str], T], default: T, doc: str = "") -> None:
+        self.env, self.parse, self.default, self.doc = env, parse, default, doc
+        self.name = env
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        if obj is None:
+            return self
+        return obj._values[self.name]
+
+    def read(self, environ: Mapping[str, str]) -> T:
+        raw = environ.get(self.env)
+        if raw is None or raw.strip() == "":
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"environment variable {self.env}={raw!r} is malformed: {exc}") from None
+
+
+class TimberConfig:
+    """The kernel's settings; subclass it per app and add :class:`Setting` attributes."""
+
+    APP_NAME: ClassVar[str | None] = None
+    APP_VERSION: ClassVar[str | None] = None
+    MODEL_DIRS: ClassVar[list[str]] = []
+
+    DATABASE_URL = Setting("DATABASE_URL", text, None, "SQLAlchemy URL; unset: embedded SQLite under TIMBER_HOME")
+    REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")
+    QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
+    ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False)
+    ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True)
+    ENABLE_GDPR = Setting("ENABLE_GDPR", boolean, False)
+    DB_POOL_SIZE = Setting("DB_POOL_SIZE", positive_int, 10, "connections kept per process")
+    DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")
+    DB_POOL_TIMEOUT = Setting("DB_POOL_TIMEOUT", positive_int, 30, "seconds to wait for a connection")
+    APP_INSTANCES = Setting("TIMBER_APP_INSTANCES", positive_int, 1, "processes per app, for timber doctor")
+    TIMBER_HOME = Setting("TIMBER_HOME", str, ".timber", "directory of the embedded database and vectors")
+
+    _cache: ClassVar[dict[type, TimberConfig]] = {}
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self._values: dict[str, Any] = {}
+        for name, setting in self.settings().items():
+            self._values[name] = setting.read(env)
+
+    @classmethod
+    def settings(cls) -> dict[str, Setting[Any]]:
+        """Return every setting of this class and its bases, by attribute name."""
+        found: dict[str, Setting[Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Setting):
+                    found[name] = value
+        return found
+
+    @classmethod
+    def load(cls) -> TimberConfig:
+        """Return this class's configuration, read from the environment on first use."""
+        if cls not in TimberConfig._cache:
+            TimberConfig._cache[cls] = cls()
+        return TimberConfig._cache[cls]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return every setting's value by attribute name."""
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"

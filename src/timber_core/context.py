@@ -1,0 +1,106 @@
+"""The app context every query and service call runs in.
+
+The process default is the app named in ``initialize_timber(app_name=...)``;
+:func:`app_context` switches it for a block and :func:`platform_context` opens
+the one explicit cross-app context. Both are contextvars, so each thread and
+each asyncio task keeps its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Final
+
+from .errors import ConfigurationError, NotInitializedError
+
+__all__ = [
+    "PLATFORM",
+    "app_context",
+    "platform_context",
+    "current_app",
+    "current_user",
+    "user_context",
+    "is_platform",
+]
+
+#: The name of the cross-app context. No app may be called this.
+PLATFORM: Final = "platform"
+
+_app: contextvars.ContextVar[str | None] = contextvars.ContextVar("timber_app", default=None)
+_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("timber_user", default=None)
+_default_app: str | None = None
+# Set by the kernel: validates an app name and returns it, or raises.
+_validator: "callable[[str], str] | None" = None  # type: ignore[valid-type]
+
+
+def _set_default(app_name: str | None, validator: object = None) -> None:
+    global _default_app, _validator
+    _default_app = app_name
+    _validator = validator  # type: ignore[assignment]
+
+
+def current_app() -> str:
+    """Return the app the caller runs as (an app name, or ``PLATFORM``).
+
+    Raise :class:`NotInitializedError` when no context is set and no kernel has
+    been initialized with a default app.
+    """
+    name = _app.get() or _default_app
+    if name is None:
+        raise NotInitializedError(
+            "no app context: call timber_core.initialize_timber(app_name=...) first, "
+            "or run the code inside timber_core.app_context('<app>')"
+        )
+    return name
+
+
+def is_platform() -> bool:
+    """Return True when the caller runs in the explicit cross-app context."""
+    return current_app() == PLATFORM
+
+
+def current_user() -> str | None:
+    """Return the user the current block acts for, if one was set."""
+    return _user.get()
+
+
+@contextlib.contextmanager
+def app_context(app_name: str) -> Iterator[str]:
+    """Run the block as ``app_name``; restore the previous context afterwards.
+
+    Raise :class:`ConfigurationError` when the name is not an installed app.
+    """
+    if app_name == PLATFORM:
+        raise ConfigurationError(
+            "app_context('platform') is not allowed: use timber_core.platform_context() "
+            "for the explicit cross-app context"
+        )
+    if _validator is not None:
+        app_name = _validator(app_name)
+    token = _app.set(app_name)
+    try:
+        yield app_name
+    finally:
+        _app.reset(token)
+
+
+@contextlib.contextmanager
+def platform_context() -> Iterator[str]:
+    """Run the block in the explicit cross-app context (analytics, unified search, GDPR)."""
+    token = _app.set(PLATFORM)
+    try:
+        yield PLATFORM
+    finally:
+        _app.reset(token)
+
+
+@contextlib.contextmanager
+def user_context(user_id: str | None) -> Iterator[str | None]:
+    """Run the block on behalf of ``user_id`` (used by row-level security)."""
+    token = _user.set(user_id)
+    try:
+        yield user_id
+    finally:
+        _user.reset(token)

@@ -1,0 +1,63 @@
+"""The one small hierarchy of errors Timber raises.
+
+Every message says what was asked, by which app (where there is one), where the
+problem is (file, line, field) and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TimberError",
+    "ConfigurationError",
+    "NotInitializedError",
+    "SchemaError",
+    "PluginError",
+    "IsolationError",
+    "NotFoundError",
+    "ValidationError",
+    "VectorSearchError",
+]
+
+
+class TimberError(Exception):
+    """Base of every error Timber raises."""
+
+
+class ConfigurationError(TimberError):
+    """A setting (environment variable, argument, file) is missing or malformed."""
+
+
+class NotInitializedError(TimberError):
+    """A kernel service was used before ``initialize_timber()`` was called."""
+
+
+class SchemaError(TimberError):
+    """One or more model YAML files are invalid.
+
+    ``problems`` holds every :class:`SchemaProblem`-like entry found, so that
+    ``timber check`` can print them all instead of stopping at the first.
+    """
+
+    def __init__(self, problems: list[object]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PluginError(TimberError):
+    """An app plugin could not be loaded, ordered or merged with the others."""
+
+
+class IsolationError(TimberError):
+    """An app tried to reach data or a model that belongs to another app."""
+
+
+class NotFoundError(TimberError):
+    """A named thing (model, app, row, service, collection) does not exist."""
+
+
+class ValidationError(TimberError, ValueError):
+    """An argument given to a public call is malformed; nothing was written."""
+
+
+class VectorSearchError(TimberError):
+    """The vector index or embedding model could not serve a request."""

@@ -1,0 +1,275 @@
+"""The kernel object and ``initialize_timber``: apps + models + database, in explicit phases."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import MetaData
+
+from . import _kernel_plugin, context
+from .apps import KERNEL_APP, App, AppRegistry
+from .config import TimberConfig
+from .context import PLATFORM, current_app
+from .db import DatabaseManager, embedded_url
+from .errors import ConfigurationError, NotFoundError, NotInitializedError, PluginError, SchemaError
+from .isolation import Isolation
+from .plugins import DirectApp, discover
+from .schema import Schema, load_schema
+from .schema.build import build_models
+from .schema.spec import ModelSpec, SchemaProblem, Where
+
+__all__ = ["Kernel", "initialize_timber", "get_kernel"]
+
+log = logging.getLogger("timber")
+
+_SETTINGS = ("session_types", "create_tables", "echo", "pool_size", "max_overflow", "pool_timeout", "config")
+_kernel: Kernel | None = None
+_lock = threading.Lock()
+
+
+class ServiceRegistry(Mapping[str, Any]):
+    """The apps' services by name, built on first use from their factories."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._factories: dict[str, tuple[App, Any]] = {}
+        self._built: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        for app in kernel.apps.loaded():
+            for name, factory in app.service_factories.items():
+                if name in self._factories:
+                    other = self._factories[name][0]
+                    raise PluginError(
+                        f"service {name!r} is contributed by app {other.name!r} ({other.distribution}) "
+                        f"and by app {app.name!r} ({app.distribution}); rename one"
+                    )
+                self._factories[name] = (app, factory)
+
+    def owner(self, name: str) -> str:
+        """Return the app that contributes service ``name``."""
+        return self[name] and self._factories[name][0].name
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._built:
+            return self._built[name]
+        if name not in self._factories:
+            raise NotFoundError(
+                f"no service named {name!r}; installed services: {', '.join(sorted(self._factories)) or 'none'}"
+            )
+        with self._lock:
+            if name not in self._built:
+                app, factory = self._factories[name]
+                if isinstance(factory, str):
+                    module, _, attr = factory.partition(":")
+                    try:
+                        factory = getattr(importlib.import_module(module), attr)
+                    except (ImportError, AttributeError) as exc:
+                        raise PluginError(
+                            f"service {name!r} of app {app.name!r} ({app.distribution}) names "
+                            f"{factory!r}, which cannot be imported: {exc}"
+                        ) from None
+                self._built[name] = factory(self._kernel)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+
+class Kernel:
+    """Everything ``initialize_timber`` built: apps, models, database, services.
+
+    Attributes: ``app_name`` (the default context), ``apps`` (:class:`AppRegistry`),
+    ``models`` (mapped classes by model name), ``metadata`` (one MetaData for every
+    table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``.
+    """
+
+    def __init__(
+        self,
+        app_name: str,
+        apps: AppRegistry,
+        plugin_manager: Any,
+        schema: Schema,
+        base: type,
+        classes: dict[str, type],
+        db: DatabaseManager,
+        config: TimberConfig,
+    ) -> None:
+        self.app_name = app_name
+        self.apps = apps
+        self.plugin_manager = plugin_manager
+        self.schema = schema
+        self.base = base
+        self.models: dict[str, type] = classes
+        self.metadata: MetaData = base.metadata
+        self.db = db
+        self.config = config
+        self.isolation = Isolation(apps, classes)
+        self.isolation.install(db.session_factory)
+        db.kernel = self
+        self.services = ServiceRegistry(self)
+
+    def spec(self, name: str) -> ModelSpec:
+        """Return the validated spec of model ``name``; raise NotFoundError with suggestions."""
+        cls = self.models.get(name)
+        if cls is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.models, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise NotFoundError(
+                f"no model named {name!r} is declared by any loaded app.{hint} "
+                f"Known models: {', '.join(sorted(self.models))}"
+            )
+        return cls.__timber_model__  # type: ignore[attr-defined, no-any-return]
+
+    def get_model(self, name: str) -> type[Any]:
+        """Return model ``name`` if the current app context may use it.
+
+        Raise IsolationError naming the owner for another app's private model.
+        """
+        spec = self.spec(name)
+        self.isolation.check_model(spec, current_app(), "use")
+        return self.models[name]
+
+    def table_owner(self, table: str) -> str:
+        """Return the app owning ``table`` (``"timber"`` for the kernel's shared tables)."""
+        for cls in self.models.values():
+            spec = cls.__timber_model__  # type: ignore[attr-defined]
+            if spec.table_name == table:
+                return str(spec.app)
+        raise NotFoundError(f"no loaded model declares table {table!r}")
+
+    def models_of(self, app: str) -> list[ModelSpec]:
+        """Return the specs of the models app ``app`` owns, in schema order."""
+        return [m for m in self.schema.models if m.app == app]
+
+    def create_tables(self) -> None:
+        """Create every missing table (the embedded default; PostgreSQL uses migrations)."""
+        self.metadata.create_all(self.db.engine, checkfirst=True)
+
+    def close(self) -> None:
+        """Dispose of the engine's connections."""
+        self.db.dispose()
+
+    def __repr__(self) -> str:
+        return f"<Kernel app={self.app_name!r} apps={[a.name for a in self.apps.loaded()]} db={self.db.display_url!r}>"
+
+
+def get_kernel() -> Kernel:
+    """Return the kernel made by the last ``initialize_timber``; raise before that."""
+    if _kernel is None:
+        raise NotInitializedError(
+            "Timber is not initialized: call timber_core.initialize_timber(app_name=...) "
+            "before using models or services"
+        )
+    return _kernel
+
+
+def _validator(apps: AppRegistry) -> Any:
+    def validate(name: str) -> str:
+        if name == KERNEL_APP:
+            raise ConfigurationError(
+                "app_context('timber') is not allowed: the kernel is not an app; use "
+                "timber_core.platform_context() for cross-app work"
+            )
+        return apps.require_loaded(name).name
+
+    return validate
+
+
+def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
+    """Load every loaded app's model files and build the classes; raise SchemaError on any problem."""
+    schema = load_schema((app.name, d) for app in apps.loaded() for d in app.model_dirs)
+    if schema.problems:
+        raise SchemaError(schema.problems)
+    base, classes = build_models(schema.models)
+    try:
+        base.registry.configure()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.InvalidRequestError) as exc:
+        first = schema.models[0].where if schema.models else Where(KERNEL_APP, "<models>", 0)
+        raise SchemaError([SchemaProblem(first, "relationships", f"SQLAlchemy cannot configure the models: {exc}")]) from None
+    return schema, base, classes
+
+
+def initialize_timber(
+    app_name: str,
+    model_config_dirs: list[str] | None = None,
+    database_url: str | None = None,
+    **settings: Any,
+) -> Kernel:
+    """Build the kernel for ``app_name`` and make it the process's default context.
+
+    Phases: (1) discover and order the apps, (2) read and build every model into
+    one registry, (3) connect (``database_url``, else ``DATABASE_URL``, else an
+    embedded SQLite file under ``TIMBER_HOME``, ``./.timber`` by default), (4)
+    create missing tables on SQLite, (5) publish the kernel. Safe to call again:
+    the new kernel replaces the old one, whose connections are closed.
+
+    ``model_config_dirs`` adds model directories to ``app_name`` (or defines it,
+    when no plugin of that name is installed, with the ``session_types`` setting).
+    Other settings: ``create_tables`` (default: True on SQLite), ``echo``,
+    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``config`` (a TimberConfig).
+    """
+    global _kernel
+    unknown = sorted(set(settings) - set(_SETTINGS))
+    if unknown:
+        raise ConfigurationError(
+            f"initialize_timber() got unknown settings {unknown}; allowed: {', '.join(_SETTINGS)}"
+        )
+    if not isinstance(app_name, str) or not app_name:
+        raise ConfigurationError(f"initialize_timber() needs app_name, the name of an installed app; got {app_name!r}")
+    if app_name == PLATFORM:
+        raise ConfigurationError("app_name='platform' is reserved; initialize as an app and use platform_context()")
+    config: TimberConfig = settings.get("config") or TimberConfig.load()
+
+    # Phase 1: apps.
+    direct = None
+    if model_config_dirs or settings.get("session_types"):
+        kernel_dirs = {os.path.abspath(d) for d in _kernel_plugin.timber_model_dirs()}
+        dirs = [d for d in (model_config_dirs or []) if os.path.abspath(d) not in kernel_dirs]
+        direct = DirectApp(app_name, dirs, settings.get("session_types") or ())
+    apps, pm = discover(direct=direct)
+    apps.raise_for_problems()
+    apps.require_loaded(app_name)
+
+    # Phase 2: models.
+    schema, base, classes = build_schema(apps)
+
+    # Phase 3: database.
+    url = database_url or config.DATABASE_URL
+    if url is None:
+        url = embedded_url(config.TIMBER_HOME)
+        log.info("timber: no DATABASE_URL set; using the embedded SQLite database %s", url)
+    db = DatabaseManager(
+        url,
+        pool_size=settings.get("pool_size") or config.DB_POOL_SIZE,
+        max_overflow=settings.get("max_overflow", config.DB_MAX_OVERFLOW),
+        pool_timeout=settings.get("pool_timeout") or config.DB_POOL_TIMEOUT,
+        echo=bool(settings.get("echo", False)),
+    )
+    log.info("timber: app %r connected to %s", app_name, db.display_url)
+    kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)
+
+    # Phase 4: tables.
+    create = settings.get("create_tables")
+    if create is None:
+        create = db.dialect == "sqlite"
+    if create:
+        kernel.create_tables()
+
+    # Phase 5: publish.
+    with _lock:
+        previous, _kernel = _kernel, kernel
+        context._set_default(app_name, _validator(apps))
+    if previous is not None and previous.db.engine is not db.engine:
+        previous.close()
+    return kernel

@@ -1,0 +1,163 @@
+"""Building SQLAlchemy mapped classes from validated model specs, into one registry."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, backref, relationship
+from sqlalchemy.types import TypeEngine
+
+from .spec import ColumnSpec, ModelSpec, TypeSpec
+
+__all__ = ["build_models", "attribute_name", "NAMING_CONVENTION"]
+
+#: Names SQLAlchemy's declarative base claims for itself; such columns get a trailing underscore
+#: as their attribute while keeping their name in the database (``metadata`` -> ``metadata_``).
+RESERVED_ATTRIBUTES = frozenset({"metadata", "registry", "query", "query_class"})
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def attribute_name(column: str) -> str:
+    """Return the Python attribute for a column name (reserved names get ``_``)."""
+    return f"{column}_" if column in RESERVED_ATTRIBUTES else column
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _today() -> _dt.date:
+    return _utcnow().date()
+
+
+def _uuid_str() -> str:
+    return str(uuid.uuid4())
+
+
+def _sa_type(t: TypeSpec) -> TypeEngine[Any]:
+    n, a = t.name, t.args
+    if n == "String":
+        return String(a[0])
+    if n == "Numeric":
+        return Numeric(*a, asdecimal=True)
+    if n == "DateTime":
+        return DateTime(timezone=True)
+    if n == "JSON":
+        # JSONB on PostgreSQL: indexable and comparable; plain JSON text elsewhere.
+        return JSON().with_variant(JSONB(), "postgresql")
+    if n == "UUID":
+        return Uuid(as_uuid=False)
+    simple: dict[str, type[TypeEngine[Any]]] = {
+        "Text": Text, "Integer": Integer, "BigInteger": BigInteger, "Float": Float,
+        "Boolean": Boolean, "Date": Date,
+    }
+    return simple[n]()
+
+
+def _default(col: ColumnSpec) -> Any:
+    if not col.has_default:
+        return None
+    value = col.default
+    if value == "uuid4":
+        return _uuid_str
+    if value == "utcnow":
+        return _today if col.type.name == "Date" else _utcnow
+    if isinstance(value, (dict, list)):
+        return lambda: __import__("copy").deepcopy(value)
+    return value
+
+
+def _column(col: ColumnSpec) -> Column[Any]:
+    args: list[Any] = [col.name, _sa_type(col.type)]
+    if col.foreign_key:
+        args.append(ForeignKey(col.foreign_key, ondelete=col.ondelete))
+    kwargs: dict[str, Any] = {
+        "key": attribute_name(col.name),
+        "primary_key": col.primary_key,
+        "unique": col.unique or None,
+        "index": col.index or None,
+        "comment": col.description,
+    }
+    if col.nullable is not None:
+        kwargs["nullable"] = col.nullable
+    default = _default(col)
+    if default is not None:
+        kwargs["default"] = default
+    if col.implicit and col.name == "updated_at":
+        kwargs["onupdate"] = _utcnow
+    return Column(*args, **kwargs)
+
+
+def _relationship(model: ModelSpec, rel: Any) -> Any:
+    kwargs: dict[str, Any] = {}
+    if rel.back_populates:
+        kwargs["back_populates"] = rel.back_populates
+    if rel.backref:
+        # SQLAlchemy infers the reverse direction; only a one-to-one reverse must be told it is scalar.
+        kwargs["backref"] = backref(rel.backref, uselist=False) if rel.type == "one-to-one" else rel.backref
+    if rel.type == "one-to-one":
+        kwargs["uselist"] = False
+    if rel.type == "many-to-many":
+        kwargs["secondary"] = rel.secondary
+    if rel.foreign_key:
+        kwargs["foreign_keys"] = f"{model.name}.{attribute_name(rel.foreign_key)}"
+    if rel.cascade:
+        kwargs["cascade"] = rel.cascade
+    return relationship(rel.model, **kwargs)
+
+
+def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[str, type[Any]]]:
+    """Map every model spec to a class on one fresh declarative base.
+
+    Return the base (its ``metadata`` holds every table) and the classes by model name.
+    Each class carries its spec as ``__timber_model__``.
+    """
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    base: type[DeclarativeBase] = type("TimberBase", (DeclarativeBase,), {"metadata": metadata, "__abstract__": True})
+    classes: dict[str, type[Any]] = {}
+    for model in models:
+        table = Table(
+            model.table_name,
+            metadata,
+            *[_column(c) for c in model.columns],
+            *[Index(ix.name, *map(attribute_name, ix.columns), unique=ix.unique) for ix in model.indexes],
+            comment=model.description,
+        )
+        attrs: dict[str, Any] = {
+            "__table__": table,
+            "__timber_model__": model,
+            "__module__": f"timber_models.{model.app}",
+            "__doc__": model.description,
+        }
+        for rel in model.relationships:
+            attrs[rel.name] = _relationship(model, rel)
+        classes[model.name] = type(model.name, (base,), attrs)
+    return base, classes

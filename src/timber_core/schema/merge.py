@@ -1,0 +1,175 @@
+"""Merging every app's model files into one checked, ordered schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from collections.abc import Iterable
+
+from .spec import ColumnSpec, ModelFile, ModelSpec, SchemaProblem, TypeSpec, Where
+from .validate import parse_file
+
+__all__ = ["Schema", "load_schema", "model_files"]
+
+KERNEL_APP = "timber"
+
+
+@dataclasses.dataclass
+class Schema:
+    """Every model of every app, in ``depends`` order, with the problems found."""
+
+    files: list[ModelFile]
+    models: list[ModelSpec]
+    problems: list[SchemaProblem]
+
+    def by_name(self) -> dict[str, ModelSpec]:
+        return {m.name: m for m in self.models}
+
+
+def model_files(directory: str) -> list[str]:
+    """Return the model files of ``directory`` (``*.yaml``, ``*.yml``), sorted."""
+    return sorted(glob.glob(os.path.join(directory, "*.yaml")) + glob.glob(os.path.join(directory, "*.yml")))
+
+
+def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[ModelFile]:
+    by_base: dict[str, list[ModelFile]] = {}
+    for f in files:
+        by_base.setdefault(f.basename, []).append(f)
+    ordered: list[ModelFile] = []
+    state: dict[str, int] = {}
+
+    def resolve(f: ModelFile, dep: str) -> ModelFile | None:
+        candidates = by_base.get(dep, [])
+        if not candidates:
+            known = ", ".join(sorted(by_base)) or "none"
+            problems.append(SchemaProblem(f.where, "depends", f"{dep!r} is not a model file of any loaded app; known files: {known}"))
+            return None
+        if len(candidates) > 1:
+            own = [x for x in candidates if x.app == f.app]
+            kernel = [x for x in candidates if x.app == KERNEL_APP]
+            if len(own) == 1:
+                return own[0]
+            if len(kernel) == 1:
+                return kernel[0]
+            problems.append(SchemaProblem(f.where, "depends", f"{dep!r} is ambiguous: {', '.join(x.path for x in candidates)}"))
+            return None
+        return candidates[0]
+
+    def visit(f: ModelFile, path: list[str]) -> None:
+        if state.get(f.path) == 2:
+            return
+        if state.get(f.path) == 1:
+            cycle = path[path.index(f.path):] + [f.path]
+            problems.append(SchemaProblem(f.where, "depends", "cycle: " + " -> ".join(os.path.basename(p) for p in cycle)))
+            return
+        state[f.path] = 1
+        for dep in f.depends:
+            target = resolve(f, dep)
+            if target is not None:
+                visit(target, path + [f.path])
+        state[f.path] = 2
+        ordered.append(f)
+
+    for f in files:
+        visit(f, [])
+    return ordered
+
+
+def _timestamps(model: ModelSpec) -> None:
+    if not model.timestamps:
+        return
+    where = Where(model.where.app, model.where.file, model.where.line)
+    for name in ("created_at", "updated_at"):
+        if model.column(name) is None:
+            model.columns.append(
+                ColumnSpec(name=name, type=TypeSpec("DateTime"), where=where, nullable=False,
+                           default="utcnow", has_default=True, implicit=True)
+            )
+
+
+def _check_references(models: list[ModelSpec], problems: list[SchemaProblem]) -> None:
+    by_name = {m.name: m for m in models}
+    by_table = {m.table_name: m for m in models}
+
+    def crosses(src: ModelSpec, dst: ModelSpec) -> str | None:
+        if src.app == dst.app or (dst.shared and dst.app == KERNEL_APP):
+            return None
+        if src.app == KERNEL_APP:
+            return (f"a shared model never names an app's model; declare the link from app "
+                    f"{dst.app!r}'s side (e.g. a relationship with backref)")
+        if not dst.shared:
+            return f"{dst.name} is private to app {dst.app!r}; an app may only reference its own and shared models"
+        return None
+
+    for m in models:
+        for col in m.columns:
+            if col.foreign_key:
+                table, column = col.foreign_key.split(".")
+                target = by_table.get(table)
+                field = f"{m.name}.columns.{col.name}.foreign_key"
+                if target is None:
+                    problems.append(SchemaProblem(col.where, field, f"table {table!r} is not declared by any loaded model"))
+                elif target.column(column) is None:
+                    problems.append(SchemaProblem(col.where, field, f"table {table!r} has no column {column!r}"))
+                else:
+                    why = crosses(m, target)
+                    if why:
+                        problems.append(SchemaProblem(col.where, field, why))
+        for rel in m.relationships:
+            field = f"{m.name}.relationships.{rel.name}"
+            target = by_name.get(rel.model)
+            if target is None:
+                problems.append(SchemaProblem(rel.where, field, f"model {rel.model!r} is not declared by any loaded app"))
+                continue
+            why = crosses(m, target)
+            if why:
+                problems.append(SchemaProblem(rel.where, field, why))
+            if rel.secondary and rel.secondary not in by_table:
+                problems.append(SchemaProblem(rel.where, f"{field}.secondary",
+                                              f"association table {rel.secondary!r} is not declared by any loaded model"))
+
+
+def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
+    """Read every model file of the given ``(app, directory)`` pairs into one Schema.
+
+    Problems are collected, not raised: duplicate model or table names (naming
+    both files), unresolved ``depends``, references to unknown or private models.
+    """
+    problems: list[SchemaProblem] = []
+    files: list[ModelFile] = []
+    for app, directory in app_dirs:
+        if not os.path.isdir(directory):
+            problems.append(SchemaProblem(Where(app, directory, 0), "model_dirs",
+                                          "is not a directory; fix the app's timber_model_dirs() or model_config_dirs"))
+            continue
+        for path in model_files(directory):
+            mf, found = parse_file(path, app)
+            problems.extend(found)
+            if mf is not None:
+                files.append(mf)
+    ordered = _order_files(files, problems)
+    models: list[ModelSpec] = []
+    names: dict[str, ModelSpec] = {}
+    tables: dict[str, ModelSpec] = {}
+    for f in ordered:
+        for m in f.models:
+            if m.name in names:
+                o = names[m.name]
+                problems.append(SchemaProblem(m.where, "name", f"model {m.name!r} is also declared at {o.where.file}:{o.where.line} "
+                                              f"by app {o.app!r}; rename one (prefix it with the app's name)"))
+                continue
+            if m.table_name in tables:
+                o = tables[m.table_name]
+                problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} is also declared at "
+                                              f"{o.where.file}:{o.where.line} by app {o.app!r} (model {o.name}); "
+                                              f"rename one (prefix it with the app's name)"))
+                continue
+            if m.app == KERNEL_APP:
+                m.shared = True
+            _timestamps(m)
+            names[m.name] = m
+            tables[m.table_name] = m
+            models.append(m)
+    _check_references(models, problems)
+    return Schema(files=ordered, models=models, problems=problems)

@@ -1,0 +1,405 @@
+"""Validation of one model YAML file into :class:`ModelFile`, collecting every problem."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .spec import (
+    ColumnSpec,
+    IndexSpec,
+    ModelFile,
+    ModelSpec,
+    RelationshipSpec,
+    SchemaProblem,
+    TypeSpec,
+    VectorSearchSpec,
+    Where,
+)
+from .yamlio import LineDict, LineList, YamlSyntaxError, load_yaml
+
+__all__ = ["parse_file", "TYPES", "DEFAULT_EMBEDDING_MODEL"]
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently
+_TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
+DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
+
+#: Allowed column types and how many arguments each takes: (min, max).
+TYPES: dict[str, tuple[int, int]] = {
+    "String": (1, 1),
+    "Text": (0, 0),
+    "Integer": (0, 0),
+    "BigInteger": (0, 0),
+    "Float": (0, 0),
+    "Numeric": (0, 2),
+    "Boolean": (0, 0),
+    "DateTime": (0, 0),
+    "Date": (0, 0),
+    "JSON": (0, 0),
+    "UUID": (0, 0),
+}
+TEXT_TYPES = {"String", "Text"}
+RELATIONSHIP_TYPES = ("one-to-many", "many-to-one", "one-to-one", "many-to-many")
+ONDELETE = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
+FUNCTION_DEFAULTS = {"uuid4": {"String", "UUID"}, "utcnow": {"DateTime", "Date"}}
+
+FILE_KEYS = ("version", "description", "depends", "models")
+MODEL_KEYS = (
+    "name", "table_name", "description", "columns", "indexes", "relationships",
+    "vector_search", "shared", "typed_by", "timestamps",
+)
+COLUMN_KEYS = (
+    "name", "type", "primary_key", "nullable", "unique", "index", "default",
+    "foreign_key", "ondelete", "description",
+)
+INDEX_KEYS = ("name", "columns", "unique")
+RELATIONSHIP_KEYS = ("name", "model", "type", "back_populates", "backref", "secondary", "foreign_key", "cascade")
+VECTOR_KEYS = ("enabled", "content_field", "embedding_model")
+
+
+class _Checker:
+    """Collects problems for one file while walking its mappings."""
+
+    def __init__(self, app: str, path: str) -> None:
+        self.app = app
+        self.path = path
+        self.problems: list[SchemaProblem] = []
+
+    def where(self, line: int) -> Where:
+        return Where(self.app, self.path, line)
+
+    def fail(self, line: int, field: str, message: str) -> None:
+        self.problems.append(SchemaProblem(self.where(line), field, message))
+
+    def mapping(self, value: Any, line: int, field: str, allowed: tuple[str, ...]) -> LineDict | None:
+        if not isinstance(value, LineDict):
+            self.fail(line, field, f"must be a mapping with keys {', '.join(allowed)}; got {_kind(value)}")
+            return None
+        for key in value:
+            if key not in allowed:
+                self.fail(value.key_lines[key], f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+        return value
+
+    def line_of(self, m: LineDict, key: str) -> int:
+        return m.key_lines.get(key, m.line)
+
+    def get(self, m: LineDict, key: str, field: str, check: Callable[[Any], str | None], default: Any = None,
+            required: bool = False) -> Any:
+        if key not in m or m[key] is None:
+            if required:
+                self.fail(m.line, f"{field}.{key}", "is required")
+            return default
+        error = check(m[key])
+        if error:
+            self.fail(self.line_of(m, key), f"{field}.{key}", error)
+            return default
+        return m[key]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", LineDict: "a mapping", list: "a list", LineList: "a list", str: "text",
+            bool: "true/false", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false; got {v!r}"
+
+
+def _is_text(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else f"must be non-empty text; got {v!r}"
+
+
+def _is_identifier(kind: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str) or not IDENTIFIER.match(v):
+            return (f"{v!r} is not a valid {kind}: use letters, digits and underscores, "
+                    f"starting with a letter or underscore")
+        if len(v) > MAX_IDENTIFIER:
+            return f"{v!r} is longer than {MAX_IDENTIFIER} characters, the PostgreSQL limit"
+        return None
+    return check
+
+
+def parse_type(text: Any) -> tuple[TypeSpec | None, str | None]:
+    """Parse ``String(36)``-style text; return (spec, None) or (None, error)."""
+    allowed = "String(n), Text, Integer, BigInteger, Float, Numeric(p, s), Boolean, DateTime, Date, JSON, UUID"
+    if not isinstance(text, str):
+        return None, f"must be a type name; allowed: {allowed}"
+    m = _TYPE.match(text)
+    if not m or m.group(1) not in TYPES:
+        return None, f"unknown type {text!r}; allowed: {allowed}"
+    name = m.group(1)
+    args = tuple(int(a) for a in m.groups()[1:] if a is not None)
+    lo, hi = TYPES[name]
+    if not lo <= len(args) <= hi:
+        if name == "String":
+            return None, f"{text!r}: String needs a length, e.g. String(255)"
+        return None, f"{text!r}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
+    if name == "String" and args[0] < 1:
+        return None, f"{text!r}: the length must be at least 1"
+    if name == "Numeric" and len(args) == 2 and args[1] > args[0]:
+        return None, f"{text!r}: the scale must not exceed the precision"
+    return TypeSpec(name, args), None
+
+
+def _check_default(col: ColumnSpec, value: Any) -> str | None:
+    t = col.type.name
+    if isinstance(value, str) and value in FUNCTION_DEFAULTS:
+        if t not in FUNCTION_DEFAULTS[value]:
+            return f"{value} is a default for {' or '.join(sorted(FUNCTION_DEFAULTS[value]))} columns, not {t}"
+        return None
+    ok = {
+        "String": lambda v: isinstance(v, str),
+        "Text": lambda v: isinstance(v, str),
+        "Integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "BigInteger": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "Numeric": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "Boolean": lambda v: isinstance(v, bool),
+        "JSON": lambda v: isinstance(v, (dict, list, str, int, float, bool)),
+    }.get(t)
+    if ok is None:
+        return f"{t} columns take only a function default ({', '.join(k for k, v in FUNCTION_DEFAULTS.items() if t in v) or 'none'})"
+    if not ok(value):
+        return f"{value!r} is not a {t} value"
+    if t == "String" and len(value) > col.type.args[0]:
+        return f"{value!r} is longer than the column's {col.type}"
+    return None
+
+
+def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
+    m = c.mapping(raw, line, field, COLUMN_KEYS)
+    if m is None:
+        return None
+    name = c.get(m, "name", field, _is_identifier("column name"), required=True)
+    field = f"columns.{name}" if name else field
+    type_text = m.get("type")
+    type_spec, error = parse_type(type_text)
+    if "type" not in m:
+        c.fail(m.line, f"{field}.type", "is required")
+    elif error:
+        c.fail(c.line_of(m, "type"), f"{field}.type", error)
+    if not name or type_spec is None:
+        return None
+    col = ColumnSpec(
+        name=name,
+        type=type_spec,
+        where=c.where(m.line),
+        primary_key=c.get(m, "primary_key", field, _is_bool, False),
+        nullable=c.get(m, "nullable", field, _is_bool, None),
+        unique=c.get(m, "unique", field, _is_bool, False),
+        index=c.get(m, "index", field, _is_bool, False),
+        description=c.get(m, "description", field, _is_text, None),
+    )
+    if "default" in m:
+        error = _check_default(col, m["default"])
+        if error:
+            c.fail(c.line_of(m, "default"), f"{field}.default", error)
+        else:
+            col.default, col.has_default = m["default"], True
+    fk = c.get(m, "foreign_key", field, _fk_check)
+    col.foreign_key = fk
+    ondelete = c.get(m, "ondelete", field, _ondelete_check)
+    if ondelete is not None:
+        if fk is None:
+            c.fail(c.line_of(m, "ondelete"), f"{field}.ondelete", "needs a foreign_key on the same column")
+        else:
+            col.ondelete = ondelete.upper()
+    return col
+
+
+def _fk_check(v: Any) -> str | None:
+    if not isinstance(v, str) or v.count(".") != 1 or not all(IDENTIFIER.match(p) for p in v.split(".")):
+        return f"{v!r} must name a column as table.column, e.g. users.id"
+    return None
+
+
+def _ondelete_check(v: Any) -> str | None:
+    if not isinstance(v, str) or v.upper() not in ONDELETE:
+        return f"{v!r} is not allowed; use one of {', '.join(ONDELETE)}"
+    return None
+
+
+def _list(c: _Checker, m: LineDict, key: str, field: str) -> LineList | None:
+    value = m.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, LineList):
+        c.fail(c.line_of(m, key), f"{field}.{key}", f"must be a list; got {_kind(value)}")
+        return None
+    return value
+
+
+def _index(c: _Checker, raw: Any, line: int, model: ModelSpec) -> IndexSpec | None:
+    m = c.mapping(raw, line, f"{model.name}.indexes", INDEX_KEYS)
+    if m is None:
+        return None
+    field = f"{model.name}.indexes"
+    cols = _list(c, m, "columns", field)
+    if not cols or not all(isinstance(x, str) for x in cols):
+        c.fail(c.line_of(m, "columns"), f"{field}.columns", "must be a non-empty list of column names")
+        return None
+    name = c.get(m, "name", field, _is_identifier("index name"), None)
+    name = name or f"ix_{model.table_name}_{'_'.join(cols)}"[:MAX_IDENTIFIER]
+    return IndexSpec(name=name, columns=list(cols), where=c.where(m.line), unique=c.get(m, "unique", field, _is_bool, False))
+
+
+def _relationship(c: _Checker, raw: Any, line: int, model: ModelSpec) -> RelationshipSpec | None:
+    field = f"{model.name}.relationships"
+    m = c.mapping(raw, line, field, RELATIONSHIP_KEYS)
+    if m is None:
+        return None
+    name = c.get(m, "name", field, _is_identifier("relationship name"), required=True)
+    field = f"{model.name}.relationships.{name}" if name else field
+    target = c.get(m, "model", field, _is_identifier("model name"), required=True)
+    kind = c.get(m, "type", field, lambda v: None if v in RELATIONSHIP_TYPES else
+                 f"{v!r} is not a relationship type; use one of {', '.join(RELATIONSHIP_TYPES)}", required=True)
+    rel = RelationshipSpec(
+        name=name, model=target, type=kind, where=c.where(m.line),
+        back_populates=c.get(m, "back_populates", field, _is_identifier("attribute name")),
+        backref=c.get(m, "backref", field, _is_identifier("attribute name")),
+        secondary=c.get(m, "secondary", field, _is_identifier("table name")),
+        foreign_key=c.get(m, "foreign_key", field, _is_identifier("column name")),
+        cascade=c.get(m, "cascade", field, _is_text),
+    )
+    if rel.back_populates and rel.backref:
+        c.fail(m.line, field, "give back_populates or backref, not both")
+    if kind == "many-to-many" and not rel.secondary:
+        c.fail(m.line, f"{field}.secondary", "is required for many-to-many: name the association table")
+    if kind and kind != "many-to-many" and rel.secondary:
+        c.fail(c.line_of(m, "secondary"), f"{field}.secondary", "is only allowed for many-to-many")
+    return rel if name and target and kind else None
+
+
+def _vector(c: _Checker, raw: Any, line: int, model: ModelSpec) -> VectorSearchSpec | None:
+    field = f"{model.name}.vector_search"
+    m = c.mapping(raw, line, field, VECTOR_KEYS)
+    if m is None:
+        return None
+    enabled = c.get(m, "enabled", field, _is_bool, True)
+    content = c.get(m, "content_field", field, _is_identifier("column name"), required=True)
+    emb = c.get(m, "embedding_model", field, _is_text, DEFAULT_EMBEDDING_MODEL)
+    if content:
+        col = model.column(content)
+        if col is None:
+            c.fail(c.line_of(m, "content_field"), f"{field}.content_field",
+                   f"names no column of {model.name}; columns: {', '.join(x.name for x in model.columns)}")
+        elif col.type.name not in TEXT_TYPES:
+            c.fail(c.line_of(m, "content_field"), f"{field}.content_field",
+                   f"column {content!r} is {col.type}; vector search needs a Text or String column")
+    return VectorSearchSpec(enabled=enabled, content_field=content, embedding_model=emb, where=c.where(m.line)) if content else None
+
+
+def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
+    m = c.mapping(raw, line, "models[]", MODEL_KEYS)
+    if m is None:
+        return None
+    name = c.get(m, "name", "models[]", _is_identifier("model name"), required=True)
+    field = name or "models[]"
+    table = c.get(m, "table_name", field, _is_identifier("table name"), required=True)
+    if not name or not table:
+        return None
+    model = ModelSpec(
+        name=name, table_name=table, app=c.app, where=c.where(m.line),
+        description=c.get(m, "description", field, _is_text),
+        shared=c.get(m, "shared", field, _is_bool, False),
+        timestamps=c.get(m, "timestamps", field, _is_bool, True),
+    )
+    cols = _list(c, m, "columns", field)
+    if not cols:
+        c.fail(c.line_of(m, "columns"), f"{field}.columns", "must list at least one column")
+        cols = LineList()
+        cols.item_lines = []
+    seen: dict[str, int] = {}
+    for raw_col, col_line in zip(cols, cols.item_lines):
+        col = _column(c, raw_col, col_line, f"{field}.columns")
+        if col is None:
+            continue
+        if col.name in seen:
+            c.fail(col_line, f"{field}.columns.{col.name}", f"is declared twice (first on line {seen[col.name]})")
+            continue
+        seen[col.name] = col_line
+        model.columns.append(col)
+    if cols and model.columns and not any(col.primary_key for col in model.columns):
+        c.fail(c.line_of(m, "columns"), f"{field}.columns", "no column has primary_key: true; mark the key column")
+    typed_by = c.get(m, "typed_by", field, _is_identifier("column name"))
+    if typed_by:
+        col = model.column(typed_by)
+        if col is None or col.type.name != "String":
+            c.fail(c.line_of(m, "typed_by"), f"{field}.typed_by",
+                   f"must name a String column of {name} holding the session type")
+        elif not model.shared:
+            c.fail(c.line_of(m, "typed_by"), f"{field}.typed_by",
+                   "is only meaningful on a shared model: add shared: true")
+        else:
+            model.typed_by = typed_by
+    for raw_ix, ix_line in zip(*_items(_list(c, m, "indexes", field))):
+        ix = _index(c, raw_ix, ix_line, model)
+        if ix is not None:
+            for col_name in ix.columns:
+                if model.column(col_name) is None and col_name not in ("created_at", "updated_at"):
+                    c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {col_name!r} of {name}")
+            model.indexes.append(ix)
+    for raw_rel, rel_line in zip(*_items(_list(c, m, "relationships", field))):
+        rel = _relationship(c, raw_rel, rel_line, model)
+        if rel is not None:
+            if rel.name in seen:
+                c.fail(rel_line, f"{field}.relationships.{rel.name}", "has the name of a column; rename one")
+                continue
+            model.relationships.append(rel)
+    if "vector_search" in m:
+        model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
+    return model
+
+
+def _items(lst: LineList | None) -> tuple[list[Any], list[int]]:
+    if not lst:
+        return [], []
+    return list(lst), lst.item_lines
+
+
+def parse_file(path: str, app: str, text: str | None = None) -> tuple[ModelFile | None, list[SchemaProblem]]:
+    """Read and validate one model file; return it (or None) and every problem found."""
+    c = _Checker(app, path)
+    if text is None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            c.fail(1, "file", f"cannot be read: {exc.strerror}")
+            return None, c.problems
+    try:
+        doc = load_yaml(text)
+    except YamlSyntaxError as exc:
+        c.fail(exc.line, "file", str(exc))
+        return None, c.problems
+    top = c.mapping(doc, 1, "file", FILE_KEYS)
+    if top is None:
+        return None, c.problems
+    version = top.get("version")
+    if version is not None and not isinstance(version, (str, int, float)):
+        c.fail(c.line_of(top, "version"), "version", "must be text such as \"1.0.0\"")
+    depends: list[str] = []
+    for dep, dep_line in zip(*_items(_list(c, top, "depends", "file"))):
+        if not isinstance(dep, str) or not dep.endswith((".yaml", ".yml")):
+            c.fail(dep_line, "depends", f"{dep!r} must be a model file name such as \"user_models.yaml\"")
+        else:
+            depends.append(dep)
+    models: list[ModelSpec] = []
+    raw_models = _list(c, top, "models", "file")
+    if not raw_models:
+        c.fail(c.line_of(top, "models"), "models", "must list at least one model")
+    for raw, line in zip(*_items(raw_models)):
+        model = _model(c, raw, line)
+        if model is not None:
+            models.append(model)
+    mf = ModelFile(
+        path=path, app=app, version=None if version is None else str(version),
+        description=top.get("description") if isinstance(top.get("description"), str) else None,
+        depends=depends, models=models, where=c.where(1),
+    )
+    return mf, c.problems

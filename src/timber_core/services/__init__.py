@@ -1,0 +1,1 @@
+"""Services: ``base.BaseService``, the shared ``persistence`` services and ``vector`` search."""
