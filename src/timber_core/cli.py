@@ -1,0 +1,230 @@
+"""The ``timber`` command.
+
+``timber apps list`` and ``timber models list`` read plugin metadata and model
+YAML only: they never import SQLAlchemy, a driver or an embedding model.
+Commands that need the database import the kernel inside their own body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .apps import AppRegistry, KERNEL_APP
+
+__all__ = ["cli", "main"]
+
+_discovered: tuple[AppRegistry, Any] | None = None
+
+
+def _apps() -> AppRegistry:
+    """Discover the installed apps once per process."""
+    global _discovered
+    if _discovered is None:
+        from .plugins import discover
+
+        _discovered = discover()
+    return _discovered[0]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _model_names(app_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return the model names an app's YAML declares, and any file that cannot be read.
+
+    A plain safe load, not the full validation (``timber check`` does that):
+    listing stays cheap to start.
+    """
+    import glob
+
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names: list[str] = []
+    problems: list[str] = []
+    for d in app_dirs:
+        if not os.path.isdir(d):
+            problems.append(f"model directory {d} does not exist")
+            continue
+        for path in sorted(glob.glob(os.path.join(d, "*.yaml")) + glob.glob(os.path.join(d, "*.yml"))):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    doc = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+                names.extend(str(m["name"]) for m in doc["models"])
+            except Exception as exc:  # any malformed file: report it, keep listing
+                problems.append(f"{path}: cannot be read ({type(exc).__name__}); run `timber check`")
+    return names, problems
+
+
+@click.group()
+@click.version_option(package_name="timber-core", prog_name="timber")
+def cli() -> None:
+    """Timber: one kernel, many apps, each seeing only its own data."""
+
+
+@cli.group("apps")
+def apps_group() -> None:
+    """Inspect the installed apps."""
+
+
+@apps_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def apps_list(as_json: bool) -> None:
+    """List installed apps: version, distribution, models, session types, policies, services, status."""
+    registry = _apps()
+    records = []
+    for app in registry:
+        models, problems = _model_names(app.model_dirs) if app.loaded else ([], [])
+        records.append(
+            {
+                "name": app.name,
+                "version": app.version,
+                "distribution": app.distribution,
+                "description": app.description,
+                "depends": app.depends,
+                "models": models,
+                "session_types": app.session_types,
+                "policies": [p.get("name", "?") for p in app.rls_policies],
+                "services": sorted(app.service_factories),
+                "status": app.status if not problems else "invalid",
+                "error": app.error or ("; ".join(problems) if problems else None),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"apps": records}, indent=2))
+        return
+    rows = [
+        [
+            r["name"], r["version"], r["distribution"], ", ".join(r["models"]) or "-",
+            ", ".join(r["session_types"]) or "-", ", ".join(r["policies"]) or "-",
+            ", ".join(r["services"]) or "-", r["status"],
+        ]
+        for r in records
+    ]
+    click.echo(_table(["app", "version", "distribution", "models", "session types", "policies", "services", "status"], rows))
+    for r in records:
+        if r["error"]:
+            click.echo(f"{r['name']}: {r['status']}: {r['error']}", err=True)
+
+
+@cli.group("models")
+def models_group() -> None:
+    """Inspect the merged model registry."""
+
+
+@models_group.command("list")
+@click.option("--app", "app_name", default=None, help="Only this app's models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def models_list(app_name: str | None, as_json: bool) -> None:
+    """List every model: name, table, owning app, shared/typed, vector search."""
+    from .schema import load_schema
+
+    registry = _apps()
+    if app_name is not None:
+        registry.get(app_name)  # unknown app: NotFoundError naming the installed ones
+    schema = load_schema((a.name, d) for a in registry.loaded() for d in a.model_dirs)
+    models = [m for m in schema.models if app_name is None or m.app == app_name]
+    records = [
+        {
+            "name": m.name,
+            "table": m.table_name,
+            "app": m.app,
+            "access": "shared" if m.shared else "private",
+            "typed_by": m.typed_by,
+            "columns": [c.name for c in m.columns],
+            "vector_search": m.vector_search.content_field if m.vector_search and m.vector_search.enabled else None,
+            "file": f"{m.where.file}:{m.where.line}",
+        }
+        for m in models
+    ]
+    if as_json:
+        click.echo(json.dumps({"models": records}, indent=2))
+    else:
+        rows = [[r["name"], r["table"], r["app"], r["access"] + (f" (typed by {r['typed_by']})" if r["typed_by"] else ""),
+                 str(len(r["columns"])), r["vector_search"] or "-"] for r in records]
+        click.echo(_table(["model", "table", "app", "access", "columns", "vector search"], rows))
+    for p in schema.problems:
+        click.echo(str(p), err=True)
+    if schema.problems:
+        sys.exit(1)
+
+
+@cli.command("check")
+def check() -> None:
+    """Load every app and model; print every problem found; exit 1 if there is any."""
+    from .errors import SchemaError, TimberError
+
+    registry = _apps()
+    problems = [str(p) for p in registry.problems]
+    try:
+        from .kernel import build_schema
+
+        build_schema(registry)
+    except SchemaError as exc:
+        problems.extend(str(p) for p in exc.problems)
+    except TimberError as exc:
+        problems.append(str(exc))
+    loaded = [a.name for a in registry.loaded() if a.name != KERNEL_APP]
+    if problems:
+        for p in problems:
+            click.echo(f"error: {p}", err=True)
+        click.echo(f"timber check: {len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"timber check: ok ({len(loaded)} apps: {', '.join(loaded) or 'none'})")
+
+
+def _register_extensions(group: click.Group) -> None:
+    """Add the kernel's optional command modules and every app's own commands."""
+    for module in ("timber_core.migrations.commands", "timber_core.vectors.commands", "timber_core.db_commands"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that part of the kernel is not installed
+            raise
+        mod.register(group)
+    registry = _apps()
+    from .plugins import _call
+
+    pm = _discovered[1] if _discovered else None
+    for app in registry.loaded():
+        if app.plugin is None or pm is None:
+            continue
+        try:
+            _call(pm, app.plugin, "timber_register_commands", cli=group)
+        except Exception as exc:  # one app's bad command must not take the CLI down
+            click.echo(f"warning: app {app.name!r} ({app.distribution}) failed to register its commands: "
+                       f"{type(exc).__name__}: {exc}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``timber`` command line."""
+    from .errors import TimberError
+
+    _register_extensions(cli)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="timber", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except TimberError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
