@@ -29,3 +29,14 @@ def timber_model_dirs() -> list[str]:
 @hookimpl
 def timber_migrations_dir() -> str:
     return os.path.join(_HERE, "migrations", "versions")
+
+
+@hookimpl
+def timber_services(kernel: object) -> dict[str, str]:
+    module = "timber_core.services.persistence"
+    return {
+        "users": f"{module}:UserService",
+        "sessions": f"{module}:SessionService",
+        "notifications": f"{module}:NotificationService",
+        "tracker": f"{module}:TrackerService",
+    }

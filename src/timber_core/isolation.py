@@ -54,7 +54,7 @@ class Isolation:
             return
         raise IsolationError(
             f"app {app!r} may not {action} model {spec.name!r} (table {spec.table_name!r}): it is "
-            f"private to app {spec.app!r}. Reach {spec.app!r}'s data through its services, or "
+            f"private to app {spec.app!r}. Reach app {spec.app}'s data through its services, or "
             f"run cross-app work in timber_core.platform_context()"
         )
 

@@ -16,11 +16,13 @@ class BaseService:
     """
 
     def __init__(self, db: Any = None) -> None:
-        if db is None:
-            from ..models.base import db_manager
+        from ..models.base import _CurrentDatabase, db_manager
 
+        if db is None:
             db = db_manager
-        self.db = getattr(db, "db", db) if not hasattr(db, "session_scope") else db
+        elif not isinstance(db, _CurrentDatabase) and not hasattr(db, "session_scope"):
+            db = db.db  # a Kernel: use its database
+        self.db = db
 
     @property
     def kernel(self) -> Any:

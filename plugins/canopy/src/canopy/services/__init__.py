@@ -1,0 +1,1 @@
+"""Canopy's services."""

@@ -1,0 +1,1 @@
+"""Grove's services."""

@@ -1,0 +1,65 @@
+"""Grove's research reports: research sessions, notes, reports, publishing."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from timber_core.errors import ValidationError
+from timber_core.services.base import BaseService
+from timber_core.services.persistence import notification_service, session_service, tracker_service
+
+__all__ = ["ReportService"]
+
+MAX_REPORT_LENGTH = 50_000
+
+
+class ReportService(BaseService):
+    """Grove-specific research report service. Runs in Grove's context."""
+
+    def start_research(self, user_id: str, symbol: str, notes: str | None = None) -> str:
+        """Create a shared ``research`` session and Grove's research record (its notes are searchable)."""
+        session_id = session_service.create_session(user_id, "research", {"symbol": symbol})
+        ResearchSession = self._get_model("ResearchSession")
+        with self.db.session_scope() as session:
+            session.add(ResearchSession(id=session_id, user_id=user_id, symbol=symbol, notes=notes))
+        tracker_service.track_event(user_id, "research_session_created", {"session_id": session_id, "symbol": symbol})
+        return session_id
+
+    def create_report(self, user_id: str, session_id: str | None, title: str, content: str) -> str:
+        """Create an unpublished report and return its id."""
+        if not isinstance(title, str) or not title.strip() or len(title) > 255:
+            raise ValidationError("create_report: title must be non-empty text of at most 255 characters")
+        if not isinstance(content, str) or len(content) > MAX_REPORT_LENGTH:
+            raise ValidationError(f"create_report: content must be text of at most {MAX_REPORT_LENGTH} characters")
+        Report = self._get_model("ResearchReport")
+        with self.db.session_scope() as session:
+            report = Report(user_id=user_id, session_id=session_id, title=title, content=content, is_published=False)
+            session.add(report)
+            session.flush()
+            return str(report.id)
+
+    def publish_report(self, report_id: str, user_id: str) -> bool:
+        """Publish the user's report, stamp ``published_at`` and notify them; False if there is no such report."""
+        Report = self._get_model("ResearchReport")
+        with self.db.session_scope() as session:
+            report = session.query(Report).filter_by(id=report_id, user_id=user_id).first()
+            if report is None:
+                return False
+            report.is_published = True
+            report.published_at = _dt.datetime.now(_dt.timezone.utc)
+            title = report.title
+        notification_service.create_notification(
+            user_id, "research_complete", "Research Complete", f"Your report {title!r} is published",
+            {"report_id": report_id},
+        )
+        return True
+
+    def get_user_reports(self, user_id: str, published_only: bool = False) -> list[Any]:
+        """Return the user's reports, newest first."""
+        Report = self._get_model("ResearchReport")
+        with self.db.session_scope() as session:
+            query = session.query(Report).filter_by(user_id=user_id)
+            if published_only:
+                query = query.filter_by(is_published=True)
+            return query.order_by(Report.created_at.desc(), Report.id).all()
