@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, text, update
 
 from ..context import PLATFORM, current_app, user_context
 from ..errors import IsolationError, ValidationError
@@ -136,18 +136,27 @@ class SessionService(_SharedService):
         return sorted(self.kernel.apps.session_types_of(app))
 
     def _row(self, user_id: str, session_type: str, metadata: Mapping[str, Any] | None, call: str,
-             now: _dt.datetime) -> dict[str, Any]:
-        check_id(user_id, "user_id", call)
-        owner, app = self._owned_or_raise(session_type, call)
-        meta = check_json(metadata, "metadata", call)
-        claimed = meta.get("app")
-        if claimed is not None and claimed != owner:
-            raise ValidationError(
-                f"{call}: metadata['app']={claimed!r} but the session belongs to app {owner!r}; "
-                f"leave 'app' out, Timber stamps it"
-            )
-        meta["app"] = owner
-        meta["created_by_app"] = app
+             now: _dt.datetime, checked: dict[tuple[Any, Any], tuple[str, str]] | None = None) -> dict[str, Any]:
+        key = (user_id, session_type)
+        if checked is not None and key in checked:
+            owner, app = checked[key]
+        else:
+            check_id(user_id, "user_id", call)
+            owner, app = self._owned_or_raise(session_type, call)
+            if checked is not None:
+                checked[key] = (owner, app)
+        if metadata is None:
+            meta: dict[str, Any] = {"app": owner, "created_by_app": app}
+        else:
+            meta = check_json(metadata, "metadata", call)
+            claimed = meta.get("app")
+            if claimed is not None and claimed != owner:
+                raise ValidationError(
+                    f"{call}: metadata['app']={claimed!r} but the session belongs to app {owner!r}; "
+                    f"leave 'app' out, Timber stamps it"
+                )
+            meta["app"] = owner
+            meta["created_by_app"] = app
         return {
             "id": _new_id(), "user_id": user_id, "session_type": session_type, "app_name": owner,
             "status": "active", "metadata_": meta, "created_at": now, "updated_at": now,
@@ -174,15 +183,20 @@ class SessionService(_SharedService):
             raise ValidationError("create_sessions: sessions must be a list of dicts")
         now = _now()
         rows: list[dict[str, Any]] = []
+        checked: dict[tuple[Any, Any], tuple[str, str]] = {}
+        allowed = {"user_id", "session_type", "metadata"}
         for i, item in enumerate(sessions):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise ValidationError(f"create_sessions: item {i} must be a dict, not {type(item).__name__}")
-            unknown = set(item) - {"user_id", "session_type", "metadata"}
-            if unknown:
-                raise ValidationError(f"create_sessions: item {i} has unknown keys {sorted(unknown)}; "
+            if not allowed.issuperset(item):
+                raise ValidationError(f"create_sessions: item {i} has unknown keys {sorted(set(item) - allowed)}; "
                                       f"allowed: user_id, session_type, metadata")
-            rows.append(self._row(item.get("user_id"), item.get("session_type"), item.get("metadata"),
-                                  f"create_sessions (item {i})", now))
+            try:
+                rows.append(self._row(item.get("user_id"), item.get("session_type"), item.get("metadata"),
+                                      "create_sessions", now, checked))
+            except (ValidationError, IsolationError) as exc:
+                # Say which item was bad; the message otherwise stays the single call's.
+                raise type(exc)(str(exc).replace("create_sessions:", f"create_sessions (item {i}):", 1)) from None
         if not rows:
             return []
         by_user: dict[str, list[dict[str, Any]]] = {}
@@ -219,20 +233,34 @@ class SessionService(_SharedService):
         call = "get_user_sessions"
         check_id(user_id, "user_id", call)
         limit = check_limit(limit, "limit", call)
-        table = self._table()
-        stmt = select(table).where(table.c.user_id == user_id)
         if session_type is not None:
             self._owned_or_raise(session_type, call)
-            stmt = stmt.where(table.c.session_type == session_type)
+            types: tuple[str, ...] | None = (session_type,)
         else:
-            types = self._visible_types()
+            visible = self._visible_types()
+            types = None if visible is None else tuple(visible)
+        stmt = self._user_sessions_stmt(types, limit is not None)
+        params: dict[str, Any] = {"user_id": user_id}
+        if limit is not None:
+            params["limit"] = limit
+        with self._tx(user_id) as conn:
+            return list(conn.execute(stmt, params))
+
+    def _user_sessions_stmt(self, types: tuple[str, ...] | None, limited: bool) -> Any:
+        """Build (once per kernel and shape) the user-sessions query; values are bound at execution."""
+        cache = self.kernel.__dict__.setdefault("_timber_stmt_cache", {})
+        key = ("user_sessions", types, limited)
+        stmt = cache.get(key)
+        if stmt is None:
+            table = self._table()
+            stmt = select(table).where(table.c.user_id == bindparam("user_id"))
             if types is not None:
                 stmt = stmt.where(table.c.session_type.in_(types))
-        stmt = stmt.order_by(table.c.created_at.desc(), table.c.id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt))
+            stmt = stmt.order_by(table.c.created_at.desc(), table.c.id)
+            if limited:
+                stmt = stmt.limit(bindparam("limit"))
+            cache[key] = stmt
+        return stmt
 
     def get_app_sessions(self, user_id: str, app_name: str) -> list[Row[Any]]:
         """Return ``user_id``'s sessions of app ``app_name``'s types.
