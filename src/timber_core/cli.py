@@ -81,9 +81,17 @@ def apps_group() -> None:
 def apps_list(as_json: bool) -> None:
     """List installed apps: version, distribution, models, session types, policies, services, status."""
     registry = _apps()
+    # Conflicts, cycles and missing dependencies leave an app "ok" in the registry but make
+    # initialize_timber refuse to start: show them on the app's row, not only in `timber check`.
+    fatal: dict[str, list[str]] = {}
+    for p in registry.problems:
+        if getattr(p, "fatal", False):
+            fatal.setdefault(p.app, []).append(p.message)
     records = []
     for app in registry:
         models, problems = _model_names(app.model_dirs) if app.loaded else ([], [])
+        if app.loaded and app.name in fatal:
+            problems = fatal[app.name] + problems
         records.append(
             {
                 "name": app.name,
@@ -95,7 +103,7 @@ def apps_list(as_json: bool) -> None:
                 "session_types": app.session_types,
                 "policies": [p.get("name", "?") for p in app.rls_policies],
                 "services": sorted(app.service_factories),
-                "status": app.status if not problems else "invalid",
+                "status": app.status if not problems else ("error" if app.name in fatal else "invalid"),
                 "error": app.error or ("; ".join(problems) if problems else None),
             }
         )
