@@ -171,8 +171,16 @@ def _check_default(col: ColumnSpec, value: Any) -> str | None:
     return None
 
 
+def _named(raw: Any, field: str) -> str:
+    """Return ``field.<name>`` when ``raw`` is a mapping with a usable name, so errors say which one."""
+    name = raw.get("name") if isinstance(raw, LineDict) else None
+    if isinstance(name, str) and IDENTIFIER.match(name):
+        return f"{field}.{name}" if field else name
+    return field or "models[]"
+
+
 def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
-    m = c.mapping(raw, line, field, COLUMN_KEYS)
+    m = c.mapping(raw, line, _named(raw, field), COLUMN_KEYS)
     if m is None:
         return None
     name = c.get(m, "name", field, _is_identifier("column name"), required=True)
@@ -295,7 +303,7 @@ def _vector(c: _Checker, raw: Any, line: int, model: ModelSpec) -> VectorSearchS
 
 
 def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
-    m = c.mapping(raw, line, "models[]", MODEL_KEYS)
+    m = c.mapping(raw, line, _named(raw, ""), MODEL_KEYS)
     if m is None:
         return None
     name = c.get(m, "name", "models[]", _is_identifier("model name"), required=True)
