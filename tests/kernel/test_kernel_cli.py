@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from timber_kernel_testing import BAD_YAML, CANOPY_MODELS, FIXTURES, GOOD_YAML, GROVE_MODELS, run_timber
+from timber_kernel_testing import BAD_YAML, CANOPY_MODELS, FIXTURES, GOOD_YAML, GROVE_MODELS, KERNEL_MODELS, run_timber
 
 
 def _apps_json(*fixtures: str) -> dict[str, dict[str, Any]]:
@@ -219,3 +219,46 @@ def test_timber_apps_variable_reaches_the_cli() -> None:
     result = run_timber("apps", "list", "--json", env={"TIMBER_APPS": "grove"})
     statuses = {a["name"]: a["status"] for a in json.loads(result.stdout)["apps"]}
     assert statuses == {"timber": "ok", "canopy": "disabled", "grove": "ok"}
+
+
+def _yaml_names(path: Path) -> list[str]:
+    import yaml
+
+    return [m["name"] for m in yaml.safe_load(path.read_text())["models"]]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [KERNEL_MODELS / "session_models.yaml", CANOPY_MODELS / "trading_models.yaml", GROVE_MODELS / "research_models.yaml",
+     GOOD_YAML / "library" / "a_library.yaml", GOOD_YAML / "library" / "z_authors.yaml"],
+    ids=lambda p: p.name,
+)
+def test_apps_list_line_scan_reads_the_same_model_names_as_yaml(path: Path) -> None:
+    from timber_core.cli import _scan_model_names
+
+    assert _scan_model_names(path.read_text()) == _yaml_names(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "models: [{name: A, table_name: a}]\n",
+        "models:\n  - {name: A, table_name: a}\n",
+        "models:\n  - table_name: a\n    columns: []\n",
+        "models:\n  - name: &anchor A\n",
+        "models:\n\t- name: A\n",
+        "description: no models key\n",
+    ],
+    ids=["flow-list", "flow-item", "item-without-name", "anchor", "tab", "no-models"],
+)
+def test_apps_list_line_scan_defers_to_yaml_when_unsure(text: str) -> None:
+    from timber_core.cli import _scan_model_names
+
+    assert _scan_model_names(text) is None
+
+
+def test_apps_list_line_scan_reads_quoted_names_after_other_keys() -> None:
+    from timber_core.cli import _scan_model_names
+
+    text = "models:\n  - table_name: a  # first\n    name: 'Alpha'\n  - name: \"Beta\"\n    columns:\n      - name: id\n"
+    assert _scan_model_names(text) == ["Alpha", "Beta"]
