@@ -129,6 +129,65 @@ print(json.dumps({"seconds": elapsed, "models": len(kernel.models), "tables": le
 """
 
 
+_PLAIN_PROBE = """
+import json, sys, time, uuid, datetime
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime, create_engine
+from sqlalchemy.orm import DeclarativeBase, relationship, configure_mappers
+apps, per_app = int(sys.argv[1]), int(sys.argv[2])
+start = time.perf_counter()
+class Base(DeclarativeBase):
+    pass
+class User(Base):
+    __tablename__ = "users"
+    id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    email = Column(String(255), unique=True, nullable=False)
+    username = Column(String(100), unique=True, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False)
+    updated_at = Column(DateTime(timezone=True), nullable=False)
+for a in range(apps):
+    for m in range(per_app):
+        table = f"gen{a:03d}_thing{m}"
+        type(f"Gen{a:03d}Thing{m}", (Base,), {
+            "__tablename__": table,
+            "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
+            "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+            "title": Column(String(200), nullable=False), "body": Column(Text),
+            "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
+            "active": Column(Boolean, default=True), "data": Column(JSON),
+            "created_at": Column(DateTime(timezone=True), nullable=False),
+            "updated_at": Column(DateTime(timezone=True), nullable=False),
+            "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
+            "user": relationship("User", backref=f"{table}_rows"),
+        })
+configure_mappers()
+engine = create_engine(sys.argv[3])
+with engine.connect() as conn:
+    conn.exec_driver_sql("BEGIN")
+    Base.metadata.create_all(conn)
+    conn.commit()
+print(json.dumps({"seconds": time.perf_counter() - start, "models": apps * per_app + 1}))
+"""
+
+
+def bench_plain(sizes: list[int], runs: int) -> list[dict[str, float]]:
+    """The floor: the same tables as plain SQLAlchemy declarative classes written in Python."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="timber-bench-plain-") as tmp:
+        for apps in sizes:
+            samples, models = [], 0
+            for r in range(runs):
+                db = Path(tmp) / f"plain{apps}_{r}.sqlite"
+                out = subprocess.run([sys.executable, "-c", _PLAIN_PROBE, str(apps), str(MODELS_PER_APP),
+                                      f"sqlite:///{db}"], capture_output=True, text=True, check=True)
+                probe = json.loads(out.stdout)
+                samples.append(probe["seconds"])
+                models = probe["models"]
+            median = statistics.median(samples) * 1000
+            rows.append({"apps": apps, "models": models, "ms": median, "ms_per_model": median / models})
+            print(f"  plain SQLAlchemy, {models:4d} models: {median:7.1f} ms  ({median / models:.2f} ms/model)")
+    return rows
+
+
 def bench_init(sizes: list[int], runs: int) -> list[dict[str, float]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="timber-bench-") as tmp:
@@ -176,6 +235,11 @@ def main() -> None:
     small, big = rows[0], rows[-1]
     slope = (big["ms"] - small["ms"]) / (big["models"] - small["models"])
     print(f"  marginal cost: {slope:.2f} ms/model between {small['models']} and {big['models']} models")
+    print("  the floor, same tables declared directly in SQLAlchemy (no YAML, no plugins):")
+    plain = bench_plain([10, 25, 50], args.init_runs)
+    for r, p in zip(rows, plain):
+        print(f"  {r['apps']:3d} apps: timber {r['ms_per_model']:.2f} ms/model vs plain SQLAlchemy "
+              f"{p['ms_per_model']:.2f} ms/model ({r['ms'] / p['ms']:.2f}x)")
     worst = max(r["ms_per_model"] for r in rows)
     print(f"  target <= 2 ms/model: {'met' if worst <= 2 else 'MISSED'} (worst {worst:.2f} ms/model)")
 
