@@ -72,7 +72,7 @@ def test_order_notes_are_declared_for_vector_search(kernel: Kernel) -> None:
 @needs_services
 def test_create_order_returns_the_new_orders_id(kernel: Kernel) -> None:
     user_id = _user("ada@example.com", "ada")
-    order_id = kernel.services["orders"].create_order(user_id, "AAPL", "buy", 10, 150.25)
+    order_id = kernel.services["orders"].create_order(user_id, "AAPL", "market", 10, 150.25)
     assert isinstance(order_id, str) and len(order_id) == 36
 
 
@@ -80,10 +80,10 @@ def test_create_order_returns_the_new_orders_id(kernel: Kernel) -> None:
 def test_get_user_orders_returns_the_created_order_pending(kernel: Kernel) -> None:
     user_id = _user("ada@example.com", "ada")
     orders = kernel.services["orders"]
-    order_id = orders.create_order(user_id, "AAPL", "buy", 10, 150.25, notes="earnings beat")
+    order_id = orders.create_order(user_id, "AAPL", "market", 10, 150.25, notes="earnings beat")
     (order,) = orders.get_user_orders(user_id)
     assert (order.id, order.symbol, order.order_type, order.quantity, order.status, order.notes) == (
-        order_id, "AAPL", "buy", 10, "pending", "earnings beat"
+        order_id, "AAPL", "market", 10, "pending", "earnings beat"
     )
     assert order.price == decimal.Decimal("150.25")
 
@@ -92,7 +92,7 @@ def test_get_user_orders_returns_the_created_order_pending(kernel: Kernel) -> No
 def test_get_user_orders_filters_by_status(kernel: Kernel) -> None:
     user_id = _user("ada@example.com", "ada")
     orders = kernel.services["orders"]
-    orders.create_order(user_id, "MSFT", "sell", 5, 300.0)
+    orders.create_order(user_id, "MSFT", "limit", 5, 300.0)
     assert orders.get_user_orders(user_id, status="filled") == []
     assert [o.symbol for o in orders.get_user_orders(user_id, status="pending")] == ["MSFT"]
 
@@ -101,9 +101,9 @@ def test_get_user_orders_filters_by_status(kernel: Kernel) -> None:
 def test_get_user_orders_returns_only_that_users_orders_newest_first(kernel: Kernel) -> None:
     ada, bob = _user("ada@example.com", "ada"), _user("bob@example.com", "bob")
     orders = kernel.services["orders"]
-    first = orders.create_order(ada, "AAPL", "buy", 1, 1.0)
-    second = orders.create_order(ada, "TSLA", "buy", 2, 2.0)
-    orders.create_order(bob, "NVDA", "buy", 3, 3.0)
+    first = orders.create_order(ada, "AAPL", "market", 1, 1.0)
+    second = orders.create_order(ada, "TSLA", "market", 2, 2.0)
+    orders.create_order(bob, "NVDA", "market", 3, 3.0)
     assert [o.id for o in orders.get_user_orders(ada)] == [second, first]
 
 
@@ -113,7 +113,7 @@ def test_order_service_built_on_the_database_like_the_design_document(kernel: Ke
 
     user_id = _user("ada@example.com", "ada")
     service = OrderService(kernel.db)
-    order_id = service.create_order(user_id, "AAPL", "buy", 1, 10.0)
+    order_id = service.create_order(user_id, "AAPL", "market", 1, 10.0)
     assert [o.id for o in service.get_user_orders(user_id)] == [order_id]
 
 
@@ -121,5 +121,5 @@ def test_order_service_built_on_the_database_like_the_design_document(kernel: Ke
 def test_grove_cannot_create_canopy_orders(kernel: Kernel) -> None:
     user_id = _user("ada@example.com", "ada")
     with timber_core.app_context("grove"), pytest.raises(IsolationError) as info:
-        kernel.services["orders"].create_order(user_id, "AAPL", "buy", 1, 10.0)
+        kernel.services["orders"].create_order(user_id, "AAPL", "market", 1, 10.0)
     assert "app 'grove' may not use model 'Order' (table 'orders'): it is private to app 'canopy'" in str(info.value)
