@@ -6,7 +6,6 @@ listing what is installed never imports SQLAlchemy or an app's services.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -23,39 +22,78 @@ DISABLED: Final = "disabled"
 CONFLICT: Final = "conflict"
 
 
-@dataclasses.dataclass
 class Problem:
     """One thing wrong with the installed apps, said for a person to fix."""
 
-    app: str
-    message: str
+    # Plain classes, not dataclasses: this module is on `timber apps list`'s path, which must
+    # start fast (docs/performance.md), and the dataclass machinery costs milliseconds to import.
+    __slots__ = ("app", "message")
+    fatal = False
+
+    def __init__(self, app: str, message: str) -> None:
+        self.app = app
+        self.message = message
 
     def __str__(self) -> str:
         return f"app {self.app!r}: {self.message}"
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(app={self.app!r}, message={self.message!r})"
 
-@dataclasses.dataclass
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return (self.app, self.message) == (other.app, other.message)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.app, self.message))
+
+
 class App:
     """One app as its plugin describes it."""
 
-    name: str
-    distribution: str
-    version: str = ""
-    description: str = ""
-    depends: list[str] = dataclasses.field(default_factory=list)
-    model_dirs: list[str] = dataclasses.field(default_factory=list)
-    session_types: list[str] = dataclasses.field(default_factory=list)
-    rls_policies: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    service_factories: dict[str, Any] = dataclasses.field(default_factory=dict)
-    migrations_dir: str | None = None
-    plugin: Any = None
-    status: str = OK
-    error: str | None = None
+    __slots__ = (
+        "name", "distribution", "version", "description", "depends", "model_dirs", "session_types",
+        "rls_policies", "service_factories", "migrations_dir", "plugin", "status", "error",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        distribution: str,
+        version: str = "",
+        description: str = "",
+        depends: list[str] | None = None,
+        model_dirs: list[str] | None = None,
+        session_types: list[str] | None = None,
+        rls_policies: list[dict[str, Any]] | None = None,
+        service_factories: dict[str, Any] | None = None,
+        migrations_dir: str | None = None,
+        plugin: Any = None,
+        status: str = OK,
+        error: str | None = None,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.description = description
+        self.depends: list[str] = list(depends or [])
+        self.model_dirs: list[str] = list(model_dirs or [])
+        self.session_types: list[str] = list(session_types or [])
+        self.rls_policies: list[dict[str, Any]] = list(rls_policies or [])
+        self.service_factories: dict[str, Any] = dict(service_factories or {})
+        self.migrations_dir = migrations_dir
+        self.plugin = plugin
+        self.status = status
+        self.error = error
 
     @property
     def loaded(self) -> bool:
         """True when the app takes part in the kernel (not broken, disabled or in conflict)."""
         return self.status == OK
+
+    def __repr__(self) -> str:
+        return f"App(name={self.name!r}, distribution={self.distribution!r}, status={self.status!r})"
 
 
 class AppRegistry:
@@ -112,7 +150,7 @@ class AppRegistry:
         A broken or disabled plugin is not raised here: it is left out and
         reported, so that one bad plugin cannot take the others down.
         """
-        fatal = [p for p in self.problems if getattr(p, "fatal", False)]
+        fatal = [p for p in self.problems if p.fatal]
         if fatal:
             raise PluginError("\n".join(str(p) for p in fatal))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -38,17 +39,64 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+_NAME_VALUE = re.compile(r"""^name:[ ]*(?:"([A-Za-z_][A-Za-z0-9_]*)"|'([A-Za-z_][A-Za-z0-9_]*)'|([A-Za-z_][A-Za-z0-9_]*))[ ]*(?:[ ]#.*)?$""")
+
+
+def _scan_model_names(text: str) -> list[str] | None:
+    """Return the model names of a block-style model file by scanning its lines; None if unsure.
+
+    Importing PyYAML costs about as much as the rest of ``timber apps list``; the model
+    files Timber documents are plain block style, which a line scan reads exactly. Anything
+    else (flow style, anchors, tabs, several documents, an item without a name) returns
+    None and the caller falls back to the safe loader.
+    """
+    lines = text.splitlines()
+    if "models:" not in lines:
+        return None
+    names: list[str] = []
+    item_indent = key_indent = -1
+    named = True
+    for line in lines[lines.index("models:") + 1:]:
+        body = line.lstrip(" ")
+        if not body or body.startswith("#"):
+            continue
+        indent = len(line) - len(body)
+        if "\t" in line or body.startswith(("---", "...")):
+            return None
+        if indent == 0:
+            break  # the next top-level key
+        if item_indent < 0:
+            item_indent = indent
+        if indent < item_indent or body[0] in "{[&*!|>\"'":
+            return None
+        if indent == item_indent:
+            if not body.startswith("- "):
+                return None
+            if not named:
+                return None
+            named = False
+            rest = body[2:].lstrip(" ")
+            key_indent = indent + len(body) - len(rest)
+            body, indent = rest, key_indent
+            if not body or body[0] in "{[&*!|>\"'-":
+                return None
+        if indent == key_indent and body.startswith("name:"):
+            match = _NAME_VALUE.match(body)
+            if match is None or named:
+                return None
+            names.append(next(g for g in match.groups() if g))
+            named = True
+    return names if named and names else None
+
+
 def _model_names(app_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
     """Return the model names an app's YAML declares, and any file that cannot be read.
 
-    A plain safe load, not the full validation (``timber check`` does that):
-    listing stays cheap to start.
+    A line scan, or a plain safe load when the scan is unsure; not the full validation
+    (``timber check`` does that): listing stays cheap to start.
     """
     import glob
 
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     names: list[str] = []
     problems: list[str] = []
     for d in app_dirs:
@@ -58,8 +106,14 @@ def _model_names(app_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
         for path in sorted(glob.glob(os.path.join(d, "*.yaml")) + glob.glob(os.path.join(d, "*.yml"))):
             try:
                 with open(path, encoding="utf-8") as fh:
-                    doc = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
-                names.extend(str(m["name"]) for m in doc["models"])
+                    text = fh.read()
+                scanned = _scan_model_names(text)
+                if scanned is None:
+                    import yaml
+
+                    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+                    scanned = [str(m["name"]) for m in doc["models"]]
+                names.extend(scanned)
             except Exception as exc:  # any malformed file: report it, keep listing
                 problems.append(f"{path}: cannot be read ({type(exc).__name__}); run `timber check`")
     return names, problems
@@ -81,9 +135,17 @@ def apps_group() -> None:
 def apps_list(as_json: bool) -> None:
     """List installed apps: version, distribution, models, session types, policies, services, status."""
     registry = _apps()
+    # Conflicts, cycles and missing dependencies leave an app "ok" in the registry but make
+    # initialize_timber refuse to start: show them on the app's row, not only in `timber check`.
+    fatal: dict[str, list[str]] = {}
+    for p in registry.problems:
+        if p.fatal:
+            fatal.setdefault(p.app, []).append(p.message)
     records = []
     for app in registry:
         models, problems = _model_names(app.model_dirs) if app.loaded else ([], [])
+        if app.loaded and app.name in fatal:
+            problems = fatal[app.name] + problems
         records.append(
             {
                 "name": app.name,
@@ -95,7 +157,7 @@ def apps_list(as_json: bool) -> None:
                 "session_types": app.session_types,
                 "policies": [p.get("name", "?") for p in app.rls_policies],
                 "services": sorted(app.service_factories),
-                "status": app.status if not problems else "invalid",
+                "status": app.status if not problems else ("error" if app.name in fatal else "invalid"),
                 "error": app.error or ("; ".join(problems) if problems else None),
             }
         )

@@ -154,7 +154,13 @@ class Kernel:
 
     def create_tables(self) -> None:
         """Create every missing table (the embedded default; PostgreSQL uses migrations)."""
-        self.metadata.create_all(self.db.engine, checkfirst=True)
+        with self.db.engine.connect() as conn:
+            if self.db.dialect == "sqlite":
+                # pysqlite commits each CREATE on its own (one fsync per table and index: seconds for
+                # hundreds of models); an explicit BEGIN makes it one transaction.
+                conn.exec_driver_sql("BEGIN")
+            self.metadata.create_all(conn, checkfirst=True)
+            conn.commit()
 
     def close(self) -> None:
         """Dispose of the engine's connections."""

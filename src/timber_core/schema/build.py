@@ -153,6 +153,8 @@ def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[s
         )
         attrs: dict[str, Any] = {
             "__table__": table,
+            # Code written for plain declarative models reads Model.__tablename__; keep it working.
+            "__tablename__": model.table_name,
             "__timber_model__": model,
             "__module__": f"timber_models.{model.app}",
             "__doc__": model.description,

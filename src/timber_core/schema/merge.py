@@ -39,11 +39,11 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
     ordered: list[ModelFile] = []
     state: dict[str, int] = {}
 
-    def resolve(f: ModelFile, dep: str) -> ModelFile | None:
+    def resolve(f: ModelFile, i: int, dep: str) -> ModelFile | None:
         candidates = by_base.get(dep, [])
         if not candidates:
             known = ", ".join(sorted(by_base)) or "none"
-            problems.append(SchemaProblem(f.where, "depends", f"{dep!r} is not a model file of any loaded app; known files: {known}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is not a model file of any loaded app; known files: {known}"))
             return None
         if len(candidates) > 1:
             own = [x for x in candidates if x.app == f.app]
@@ -52,7 +52,7 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
                 return own[0]
             if len(kernel) == 1:
                 return kernel[0]
-            problems.append(SchemaProblem(f.where, "depends", f"{dep!r} is ambiguous: {', '.join(x.path for x in candidates)}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is ambiguous: {', '.join(x.path for x in candidates)}"))
             return None
         return candidates[0]
 
@@ -64,8 +64,8 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
             problems.append(SchemaProblem(f.where, "depends", "cycle: " + " -> ".join(os.path.basename(p) for p in cycle)))
             return
         state[f.path] = 1
-        for dep in f.depends:
-            target = resolve(f, dep)
+        for i, dep in enumerate(f.depends):
+            target = resolve(f, i, dep)
             if target is not None:
                 visit(target, path + [f.path])
         state[f.path] = 2

@@ -131,6 +131,13 @@ class ModelFile:
     depends: list[str]
     models: list[ModelSpec]
     where: Where
+    #: The line of each ``depends`` entry, so an unresolved one is reported where it is written.
+    depends_lines: list[int] = dataclasses.field(default_factory=list)
+
+    def depends_where(self, index: int) -> Where:
+        """Return where the ``index``-th ``depends`` entry is written (the file's first line if unknown)."""
+        line = self.depends_lines[index] if index < len(self.depends_lines) else self.where.line
+        return Where(self.app, self.path, line)
 
     @property
     def basename(self) -> str:

@@ -165,18 +165,26 @@ def _check_default(col: ColumnSpec, value: Any) -> str | None:
     if ok is None:
         return f"{t} columns take only a function default ({', '.join(k for k, v in FUNCTION_DEFAULTS.items() if t in v) or 'none'})"
     if not ok(value):
-        return f"{value!r} is not a {t} value"
+        return f"{value!r} is not a valid {t} value"
     if t == "String" and len(value) > col.type.args[0]:
         return f"{value!r} is longer than the column's {col.type}"
     return None
 
 
+def _named(raw: Any, field: str) -> str:
+    """Return ``field.<name>`` when ``raw`` is a mapping with a usable name, so errors say which one."""
+    name = raw.get("name") if isinstance(raw, LineDict) else None
+    if isinstance(name, str) and IDENTIFIER.match(name):
+        return f"{field}.{name}" if field else name
+    return field or "models[]"
+
+
 def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
-    m = c.mapping(raw, line, field, COLUMN_KEYS)
+    m = c.mapping(raw, line, _named(raw, field), COLUMN_KEYS)
     if m is None:
         return None
     name = c.get(m, "name", field, _is_identifier("column name"), required=True)
-    field = f"columns.{name}" if name else field
+    field = f"{field}.{name}" if name else field
     type_text = m.get("type")
     type_spec, error = parse_type(type_text)
     if "type" not in m:
@@ -295,7 +303,7 @@ def _vector(c: _Checker, raw: Any, line: int, model: ModelSpec) -> VectorSearchS
 
 
 def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
-    m = c.mapping(raw, line, "models[]", MODEL_KEYS)
+    m = c.mapping(raw, line, _named(raw, ""), MODEL_KEYS)
     if m is None:
         return None
     name = c.get(m, "name", "models[]", _is_identifier("model name"), required=True)
@@ -384,11 +392,13 @@ def parse_file(path: str, app: str, text: str | None = None) -> tuple[ModelFile 
     if version is not None and not isinstance(version, (str, int, float)):
         c.fail(c.line_of(top, "version"), "version", "must be text such as \"1.0.0\"")
     depends: list[str] = []
+    depends_lines: list[int] = []
     for dep, dep_line in zip(*_items(_list(c, top, "depends", "file"))):
         if not isinstance(dep, str) or not dep.endswith((".yaml", ".yml")):
             c.fail(dep_line, "depends", f"{dep!r} must be a model file name such as \"user_models.yaml\"")
         else:
             depends.append(dep)
+            depends_lines.append(dep_line)
     models: list[ModelSpec] = []
     raw_models = _list(c, top, "models", "file")
     if not raw_models:
@@ -400,6 +410,6 @@ def parse_file(path: str, app: str, text: str | None = None) -> tuple[ModelFile 
     mf = ModelFile(
         path=path, app=app, version=None if version is None else str(version),
         description=top.get("description") if isinstance(top.get("description"), str) else None,
-        depends=depends, models=models, where=c.where(1),
+        depends=depends, models=models, where=c.where(1), depends_lines=depends_lines,
     )
     return mf, c.problems

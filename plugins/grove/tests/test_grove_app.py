@@ -1,0 +1,123 @@
+"""Grove as a Timber app: its plugin, its models, and ReportService (the design document's API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import timber_core
+from timber_core.errors import IsolationError
+from timber_core.kernel import Kernel
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+_SERVICES_READY = all(_importable(m) for m in ("grove.services.report_service", "timber_core.services.persistence"))
+needs_services = pytest.mark.skipif(
+    not _SERVICES_READY,
+    reason="grove.services.report_service / timber_core.services.persistence are not merged yet",
+)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kernel]:
+    for name in ("TIMBER_APPS", "TIMBER_DISABLE_APPS", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    k = timber_core.initialize_timber("grove", database_url=f"sqlite:///{tmp_path / 'grove.db'}")
+    yield k
+    from timber_core import context
+    from timber_core import kernel as kernel_module
+
+    k.close()
+    kernel_module._kernel = None
+    context._set_default(None, None)
+
+
+def _user(email: str, username: str) -> str:
+    from timber_core.services.persistence import user_service
+
+    return str(user_service.create_user(email, username))
+
+
+def _research_session(kernel: Kernel, user_id: str) -> str:
+    research = kernel.models["ResearchSession"]
+    with kernel.db.session_scope() as session:
+        row = research(user_id=user_id, symbol="AAPL", notes="margins")
+        session.add(row)
+        session.flush()
+        return str(row.id)
+
+
+def test_grove_owns_research_and_analysis(kernel: Kernel) -> None:
+    assert kernel.apps.session_types_of("grove") == frozenset({"research", "analysis"})
+
+
+def test_research_report_has_the_fields_report_service_uses(kernel: Kernel) -> None:
+    columns = kernel.models["ResearchReport"].__table__.c
+    assert [c.name for c in columns] == [
+        "id", "user_id", "session_id", "title", "content", "is_published", "published_at", "created_at", "updated_at"
+    ]
+    assert (columns.is_published.default.arg, columns.published_at.nullable) == (False, True)
+
+
+def test_research_session_notes_are_declared_for_vector_search(kernel: Kernel) -> None:
+    vs = kernel.spec("ResearchSession").vector_search
+    assert vs is not None and (vs.enabled, vs.content_field) == (True, "notes")
+
+
+@needs_services
+def test_create_report_returns_the_new_reports_id_unpublished(kernel: Kernel) -> None:
+    user_id = _user("ada@example.com", "ada")
+    session_id = _research_session(kernel, user_id)
+    report_id = kernel.services["reports"].create_report(user_id, session_id, "Q3 margins", "Margins grew.")
+    assert isinstance(report_id, str) and len(report_id) == 36
+    with kernel.db.session_scope() as session:
+        report = session.get(kernel.models["ResearchReport"], report_id)
+        assert (report.title, report.content, report.session_id) == ("Q3 margins", "Margins grew.", session_id)
+        assert (report.is_published, report.published_at) == (False, None)
+
+
+@needs_services
+def test_publish_report_sets_is_published_and_published_at(kernel: Kernel) -> None:
+    user_id = _user("ada@example.com", "ada")
+    reports = kernel.services["reports"]
+    report_id = reports.create_report(user_id, _research_session(kernel, user_id), "Q3", "Text")
+    before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert reports.publish_report(report_id, user_id) is True
+    with kernel.db.session_scope() as session:
+        report = session.get(kernel.models["ResearchReport"], report_id)
+        published_at = report.published_at.replace(tzinfo=None)
+        assert report.is_published is True
+        assert before - dt.timedelta(seconds=1) <= published_at <= dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@needs_services
+def test_publish_report_of_another_user_returns_false_and_changes_nothing(kernel: Kernel) -> None:
+    ada, bob = _user("ada@example.com", "ada"), _user("bob@example.com", "bob")
+    reports = kernel.services["reports"]
+    report_id = reports.create_report(ada, _research_session(kernel, ada), "Q3", "Text")
+    assert reports.publish_report(report_id, bob) is False
+    with kernel.db.session_scope() as session:
+        assert session.get(kernel.models["ResearchReport"], report_id).is_published is False
+
+
+@needs_services
+def test_publish_report_of_an_unknown_report_returns_false(kernel: Kernel) -> None:
+    user_id = _user("ada@example.com", "ada")
+    assert kernel.services["reports"].publish_report("00000000-0000-0000-0000-000000000000", user_id) is False
+
+
+@needs_services
+def test_canopy_cannot_create_grove_reports(kernel: Kernel) -> None:
+    user_id = _user("ada@example.com", "ada")
+    with timber_core.app_context("canopy"), pytest.raises(IsolationError) as info:
+        kernel.services["reports"].create_report(user_id, None, "Q3", "Text")
+    assert "app 'canopy' may not use model 'ResearchReport'" in str(info.value)

@@ -1,0 +1,42 @@
+"""Fixtures for the kernel's tests: fixture plugins on sys.path, a clean environment, a clean kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from timber_kernel_testing import APP_VARIABLES, PLUGIN_FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start each test without app selection or database variables from the caller's shell."""
+    for name in APP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def install_fixture(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Put ``tests/fixtures/plugins/<case>`` on sys.path: its distributions now count as installed."""
+
+    def install(case: str) -> Path:
+        path = PLUGIN_FIXTURES / case
+        assert path.is_dir(), path
+        monkeypatch.syspath_prepend(str(path))
+        return path
+
+    return install
+
+
+@pytest.fixture
+def fresh_kernel() -> Iterator[None]:
+    """Forget the process's kernel after the test, closing its connections."""
+    yield
+    from timber_core import context, kernel
+
+    if kernel._kernel is not None:
+        kernel._kernel.close()
+    kernel._kernel = None
+    context._set_default(None, None)
