@@ -84,7 +84,7 @@ class QdrantServerStore(VectorStore):
             self._client = client
             self.where = "the given Qdrant client"
         elif url:
-            self._client = QdrantClient(url=url, timeout=timeout)
+            self._client = QdrantClient(url=url, timeout=timeout, check_compatibility=False)
             self.where = f"the Qdrant server at {url}"
         else:
             self.where = f"local Qdrant {location or path}"
