@@ -297,3 +297,22 @@ def _env_with_src() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def test_edge_auto_optimize_builds_hnsw_over_the_threshold_only(tmp_path: Path) -> None:
+    from timber_core.vectors.edge import EdgeStore
+
+    rng = __import__("random").Random(5)
+    points = [Point(str(i), unit(*[rng.uniform(-1, 1) for _ in range(4)]), {"app": "grove"}) for i in range(400)]
+    with EdgeStore(tmp_path / "default") as plain:
+        plain.ensure_collection("notes", 4, ["app"])
+        plain.upsert("notes", points)
+        assert plain.stats("notes")["points"] == 400
+        assert plain.stats("notes")["indexed_vectors"] == 0  # under Qdrant's threshold: exact scan
+    with EdgeStore(tmp_path / "low", indexing_threshold_kb=1) as indexed:
+        indexed.ensure_collection("notes", 4, ["app"])
+        indexed.upsert("notes", points)
+        assert indexed.stats("notes")["indexed_vectors"] == 400  # upsert ended with optimize()
+        target = points[123]
+        assert indexed.search("notes", target.vector, must={"app": "grove"}, limit=1)[0].id == "123"
+        assert indexed.optimize("notes") is False  # nothing left to do
