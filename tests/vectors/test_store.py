@@ -150,6 +150,13 @@ class TestBehaviour:
             store.upsert("notes", [Point("9", E1, {"_id": "x"})])
         assert str(reserved.value) == "payload key '_id' is reserved for the point id (point '9')"
 
+    def test_limit_must_be_positive(self, open_store: Opener) -> None:
+        store = filled(open_store)
+        for bad in (0, -1, "3"):
+            with pytest.raises(VectorSearchError) as err:
+                store.search("notes", E1, limit=bad)  # type: ignore[arg-type]
+            assert str(err.value) == f"search limit must be a positive integer, not {bad!r}"
+
     def test_invalid_collection_name(self, open_store: Opener) -> None:
         store = open_store()
         with pytest.raises(ConfigurationError) as err:
@@ -199,9 +206,10 @@ def test_edge_store_locked_by_another_process_says_one_process_and_qdrant_url(tm
     finally:
         store.close()
     assert out.stdout.strip() == (
-        f"the embedded vector store {tmp_path / 'vectors' / 'notes'} is open in another process. The embedded"
-        " store (qdrant-edge) belongs to one process; to share vectors between several processes"
-        " (app servers, workers), run a Qdrant server and set QDRANT_URL"), out.stderr
+        f"the embedded vector store {tmp_path / 'vectors' / 'notes'} is already open (in another process, or by"
+        " another EdgeStore in this one). The embedded store (qdrant-edge) belongs to one process and one"
+        " EdgeStore; to share vectors between several processes (app servers, workers), run a Qdrant server"
+        " and set QDRANT_URL"), out.stderr
 
 
 def test_edge_store_refuses_foreign_directory(tmp_path: Path) -> None:
@@ -316,3 +324,32 @@ def test_edge_auto_optimize_builds_hnsw_over_the_threshold_only(tmp_path: Path) 
         target = points[123]
         assert indexed.search("notes", target.vector, must={"app": "grove"}, limit=1)[0].id == "123"
         assert indexed.optimize("notes") is False  # nothing left to do
+
+
+def test_server_store_notices_a_collection_dropped_by_another_client() -> None:
+    from qdrant_client import QdrantClient
+
+    from timber_core.vectors.server import QdrantServerStore
+
+    client = QdrantClient(":memory:")
+    store = QdrantServerStore(client=client)
+    store.ensure_collection("notes", 4, ["app"])
+    store.ensure_collection("orders", 4, ["app"])
+    store.count("notes")  # cached
+    client.delete_collection("notes")  # behind the store's back
+    with pytest.raises(VectorSearchError) as err:
+        store.search("notes", E1)
+    assert str(err.value) == "unknown vector collection 'notes'; known collections: orders"
+    store.close()
+
+
+def test_second_edge_store_on_the_same_directory_in_one_process(tmp_path: Path) -> None:
+    from timber_core.vectors.edge import EdgeStore
+
+    with EdgeStore(tmp_path / "v") as first:
+        first.ensure_collection("notes", 4, ["app"])
+        second = EdgeStore(tmp_path / "v")
+        with pytest.raises(VectorSearchError) as err:
+            second.count("notes")
+        assert "is already open (in another process, or by another EdgeStore in this one)" in str(err.value)
+        second.close()

@@ -5,9 +5,10 @@ Layout: one Edge shard per collection in ``<root_dir>/<collection>/``, next to a
 
 Contracts beyond :class:`~timber_core.vectors.store.VectorStore`:
 
-- One process owns the directory. Edge locks each shard's WAL; a second process opening
-  the same shard gets a VectorSearchError saying that several processes need a Qdrant
-  server (``QDRANT_URL``).
+- One process, and one EdgeStore in it, owns the directory. Edge locks each shard's WAL;
+  a second process (or a second EdgeStore) opening the same shard gets a
+  VectorSearchError saying that several processes need a Qdrant server (``QDRANT_URL``).
+  Keep one EdgeStore per directory per process.
 - Writes go to the WAL before ``upsert``/``delete`` return, so they survive a crash;
   ``close()`` flushes segments too.
 - Edge has no background optimizer. With ``auto_optimize=True`` (the default) every
@@ -38,6 +39,7 @@ from timber_core.vectors.store import (
     VectorStore,
     check_collection_name,
     check_filter,
+    check_limit,
     check_vector,
     hit_from,
     payload_for,
@@ -129,8 +131,9 @@ class EdgeStore(VectorStore):
         except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise VectorSearchError(
-                    f"the embedded vector store {path} is open in another process. The embedded"
-                    " store (qdrant-edge) belongs to one process; to share vectors between"
+                    f"the embedded vector store {path} is already open (in another process, or by"
+                    " another EdgeStore in this one). The embedded store (qdrant-edge) belongs to"
+                    " one process and one EdgeStore; to share vectors between"
                     " several processes (app servers, workers), run a Qdrant server and set"
                     " QDRANT_URL"
                 ) from exc
@@ -243,7 +246,7 @@ class EdgeStore(VectorStore):
         with self._lock:
             coll = self._get(name)
             request = qe.QueryRequest(
-                limit=int(limit),
+                limit=check_limit(limit),
                 query=qe.Query.Nearest(check_vector(name, vector, coll.dim)),
                 filter=self._filter(name, coll, must),
                 with_payload=True,

@@ -4,8 +4,8 @@ The same code path runs against qdrant-client's in-process mode (``location=":me
 or ``path=...``), which speaks the server's API; tests use it. Differences handled here:
 
 - Payload indexes: on a server every indexed field gets a keyword index, ``app`` with
-  ``is_tenant=True`` (Qdrant co-locates a tenant's points). The local mode ignores payload
-  indexes (it warns); this store suppresses that warning and keeps working.
+  ``is_tenant=True`` (Qdrant co-locates a tenant's points). The local mode has no payload
+  indexes (it would only warn), so none are created there; filtering still works.
 - The indexed fields of a collection are recorded in the collection's ``metadata``
   (``timber_indexed_fields``), which both the server and the local mode persist; on a
   server the payload schema is merged in as well.
@@ -14,7 +14,6 @@ or ``path=...``), which speaks the server's API; tests use it. Differences handl
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from timber_core.vectors.store import (
     VectorStore,
     check_collection_name,
     check_filter,
+    check_limit,
     check_vector,
     hit_from,
     payload_for,
@@ -98,8 +98,12 @@ class QdrantServerStore(VectorStore):
         self.is_server = type(getattr(self._client, "_client", None)).__name__ != "QdrantLocal"
 
     # -- helpers -----------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a client call, turning transport failures into VectorSearchError."""
+    def _call(self, what: str, fn: Callable[[], T], collection: str | None = None) -> T:
+        """Run a client call, turning failures into VectorSearchError.
+
+        With ``collection``, a "not found" answer (the collection was dropped by another
+        client since it was cached) becomes the unknown-collection error.
+        """
         if self._client is None:
             raise VectorSearchError(f"{self.where} is closed; cannot {what}")
         try:
@@ -107,6 +111,13 @@ class QdrantServerStore(VectorStore):
         except (VectorSearchError, ConfigurationError):
             raise
         except Exception as exc:
+            if collection is not None and (
+                getattr(exc, "status_code", None) == 404
+                or (isinstance(exc, ValueError) and f"Collection {collection} not found" in str(exc))
+            ):
+                self._dims.pop(collection, None)
+                self._fields.pop(collection, None)
+                raise unknown_collection_error(collection, self.collections()) from exc
             kind = type(exc).__name__
             if kind in {"ResponseHandlingException", "ConnectError", "ConnectTimeout", "ReadTimeout",
                         "ConnectionError", "ConnectionRefusedError", "TimeoutError", "RpcError"} or isinstance(
@@ -150,17 +161,18 @@ class QdrantServerStore(VectorStore):
         )
 
     def _create_index(self, name: str, field_name: str) -> None:
+        """Keyword-index ``field_name`` on a server; a no-op in local mode (which has no
+        payload indexes: it filters by scanning, and the field list lives in metadata)."""
+        if not self.is_server:
+            return
         _, models = _qdrant()
         schema = models.KeywordIndexParams(
             type=models.KeywordIndexType.KEYWORD, is_tenant=(field_name in TENANT_FIELDS) or None
         )
-        with warnings.catch_warnings():
-            # local mode: "Payload indexes have no effect in the local Qdrant" -- expected.
-            warnings.simplefilter("ignore", UserWarning)
-            self._call(
-                f"index field {field_name!r} of collection {name!r}",
-                lambda: self._client.create_payload_index(name, field_name, field_schema=schema, wait=True),
-            )
+        self._call(
+            f"index field {field_name!r} of collection {name!r}",
+            lambda: self._client.create_payload_index(name, field_name, field_schema=schema, wait=True),
+        )
 
     # -- interface ---------------------------------------------------------------
     def ensure_collection(self, name: str, dim: int, indexed_fields: Sequence[str]) -> None:
@@ -208,7 +220,7 @@ class QdrantServerStore(VectorStore):
         ]
         for start in range(0, len(structs), _UPSERT_BATCH):
             batch = structs[start : start + _UPSERT_BATCH]
-            self._call(f"upsert into collection {name!r}", lambda: self._client.upsert(name, points=batch, wait=True))
+            self._call(f"upsert into collection {name!r}", lambda: self._client.upsert(name, points=batch, wait=True), name)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         _, models = _qdrant()
@@ -216,7 +228,7 @@ class QdrantServerStore(VectorStore):
         if not ids:
             return
         selector = models.PointIdsList(points=[qdrant_id(i) for i in ids])
-        self._call(f"delete from collection {name!r}", lambda: self._client.delete(name, points_selector=selector, wait=True))
+        self._call(f"delete from collection {name!r}", lambda: self._client.delete(name, points_selector=selector, wait=True), name)
 
     def search(
         self,
@@ -228,17 +240,19 @@ class QdrantServerStore(VectorStore):
     ) -> list[Hit]:
         dim, _ = self._info(name)
         query = check_vector(name, vector, dim)
+        n = check_limit(limit)
         flt = self._filter(name, must)
         result = self._call(
             f"search collection {name!r}",
-            lambda: self._client.query_points(name, query=query, query_filter=flt, limit=int(limit), with_payload=True),
+            lambda: self._client.query_points(name, query=query, query_filter=flt, limit=n, with_payload=True),
+            name,
         )
         return [hit_from(p.id, p.score, p.payload) for p in result.points]
 
     def count(self, name: str, must: Mapping[str, FilterValue] | None = None) -> int:
         flt = self._filter(name, must)
         result = self._call(
-            f"count collection {name!r}", lambda: self._client.count(name, count_filter=flt, exact=True)
+            f"count collection {name!r}", lambda: self._client.count(name, count_filter=flt, exact=True), name
         )
         return int(result.count)
 

@@ -33,6 +33,7 @@ __all__ = [
     "VectorStore",
     "check_collection_name",
     "check_filter",
+    "check_limit",
     "check_vector",
     "hit_from",
     "payload_for",
@@ -144,6 +145,13 @@ def check_vector(collection: str, vector: Sequence[float], dim: int) -> list[flo
             f" whose vectors have size {dim}"
         )
     return values
+
+
+def check_limit(limit: int) -> int:
+    """Return ``limit`` if it is a positive integer, else raise VectorSearchError."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise VectorSearchError(f"search limit must be a positive integer, not {limit!r}")
+    return limit
 
 
 def payload_for(point: Point) -> dict[str, Any]:
