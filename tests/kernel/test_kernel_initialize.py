@@ -108,7 +108,7 @@ def test_get_model_of_another_apps_private_model_names_the_owner(tmp_path: Path)
         timber_core.get_model("ResearchReport")
     assert str(info.value) == (
         "app 'canopy' may not use model 'ResearchReport' (table 'research_reports'): it is private to app "
-        "'grove'. Reach 'grove''s data through its services, or run cross-app work in "
+        "'grove'. Reach app grove's data through its services, or run cross-app work in "
         "timber_core.platform_context()"
     )
 
@@ -185,7 +185,7 @@ def test_services_are_reachable_by_name_and_built_on_first_use(
 ) -> None:
     install_fixture("journal")
     kernel = _init(tmp_path, app="journal")
-    assert sorted(kernel.services) == ["journal_entries", "orders", "reports"]
+    assert sorted(kernel.services) == ["journal_entries", "notifications", "orders", "reports", "sessions", "tracker", "users"]
     assert kernel.services["journal_entries"] == ("journal-service", kernel)
     assert kernel.services["journal_entries"] is kernel.services["journal_entries"]
 
@@ -194,4 +194,4 @@ def test_unknown_service_names_the_installed_services(tmp_path: Path) -> None:
     kernel = _init(tmp_path)
     with pytest.raises(NotFoundError) as info:
         kernel.services["ledger"]
-    assert str(info.value) == "no service named 'ledger'; installed services: orders, reports"
+    assert str(info.value) == "no service named 'ledger'; installed services: notifications, orders, reports, sessions, tracker, users"
