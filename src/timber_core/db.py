@@ -3,6 +3,22 @@
 SQLite (the embedded default) gets foreign keys enforced and WAL journaling;
 PostgreSQL goes through psycopg 3. Every ORM session is made by one
 ``sessionmaker`` on which :mod:`timber_core.isolation` installs its guards.
+
+On PostgreSQL every transaction (ORM session or Core connection) starts with one
+statement, sent from the engine's ``begin`` event::
+
+    SELECT set_config('role', 'timber_<app>', true),
+           set_config('timber.app', '<app>', true),
+           set_config('timber.user_id', '<user id or empty>', true)
+
+built from :func:`~timber_core.context.current_app` and
+:func:`~timber_core.context.current_user`. All three are transaction-local
+(``true``), so they end with the transaction: a pooled connection returns to the
+pool as the login role with no app and no user, whatever the previous user did.
+The login of ``DATABASE_URL`` must be a member of the app roles it switches to
+(``GRANT timber_canopy TO canopy_web``); it should itself be NOINHERIT and own
+nothing. Session-level ``SET``/``SET ROLE`` is never used: it would outlive the
+transaction and follow the connection to its next checkout.
 """
 
 from __future__ import annotations
@@ -17,12 +33,22 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, NotInitializedError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
-__all__ = ["DatabaseManager", "normalize_url", "embedded_url"]
+__all__ = ["DatabaseManager", "normalize_url", "embedded_url", "NO_CONTEXT", "CONTEXT_SQL"]
+
+#: Execution option that skips the per-transaction context (migrations, ``timber doctor``):
+#: such a connection runs as the login role of the URL itself.
+NO_CONTEXT = "timber_no_context"
+
+#: The one statement that opens every PostgreSQL transaction in an app or platform context.
+CONTEXT_SQL = (
+    "SELECT set_config('role', %s, true), set_config('timber.app', %s, true), "
+    "set_config('timber.user_id', %s, true)"
+)
 
 log = logging.getLogger("timber.db")
 
@@ -60,6 +86,43 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _set_transaction_context(conn: Any) -> None:
+    """``begin`` listener (PostgreSQL): switch the transaction to the context's role, app and user.
+
+    Raise NotInitializedError when there is no app context, and ConfigurationError
+    when the login may not switch to the role, naming the grant that fixes it.
+    """
+    if conn.get_execution_options().get(NO_CONTEXT):
+        return
+    from .context import current_app, current_user
+    from .migrations.roles import context_role
+
+    try:
+        app = current_app()
+    except NotInitializedError as exc:
+        raise NotInitializedError(
+            f"a PostgreSQL transaction was opened without an app context, so Timber cannot choose "
+            f"its role and row-level security would have nothing to go on: {exc}"
+        ) from None
+    role = context_role(app)
+    user = current_user()
+    driver = conn.connection.driver_connection
+    try:
+        driver.execute(CONTEXT_SQL, (role, app, "" if user is None else str(user)))
+    except Exception as exc:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        driver.rollback()
+        login = conn.engine.url.username or "the login of DATABASE_URL"
+        raise ConfigurationError(
+            f"app context {app!r}: the database login {login!r} cannot act as role {role!r} "
+            f"({str(exc).strip()}). Run the migrations (timber migrate) so the role exists, then, "
+            f"as an administrator: GRANT {role} TO {login};"
+        ) from None
+
+
 class DatabaseManager:
     """One engine and one session factory; ``session_scope()`` is the unit of work."""
 
@@ -78,6 +141,8 @@ class DatabaseManager:
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "postgresql":
+            event.listen(self.engine, "begin", _set_transaction_context)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.url.database and self.url.database != ":memory:":
@@ -114,6 +179,18 @@ class DatabaseManager:
         """Yield a Core connection in a transaction (committed on success) in the current app context."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def admin_connection(self) -> Iterator[Any]:
+        """Yield a Core connection in a transaction *without* the app context.
+
+        It runs as the login role of the URL itself: for migrations and ``timber doctor``,
+        which read catalogs and ``alembic_version``, never app rows.
+        """
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{NO_CONTEXT: True})
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -31,13 +31,14 @@ def timber_session_types() -> list[str]:
 
 @hookimpl
 def timber_rls_policies() -> list[dict[str, str]]:
-    # A researcher reaches only their own sessions, within Grove's types.
+    # A researcher reaches only their own sessions, within Grove's types. NULLIF: an
+    # unset or empty timber.user_id (what a finished transaction leaves) matches no row.
     return [
         {
             "name": "grove_own_sessions",
             "table": "sessions",
             "command": "ALL",
-            "using": "user_id = (SELECT current_setting('timber.user_id', true))",
+            "using": "user_id = (SELECT NULLIF(current_setting('timber.user_id', true), ''))",
         }
     ]
 

@@ -1,0 +1,206 @@
+"""Role, grant and row-level-security operations, called from revision files.
+
+Generated revisions call these as ``tops.<name>(...)`` with literal arguments, so a
+revision file states exactly which roles, grants and policies it changes. Every
+operation emits plain SQL through ``op.execute`` (so ``timber migrate --sql``
+prints it) and does nothing on SQLite, where the ORM isolation stands alone.
+
+Roles are cluster-wide and may already exist (another database on the same server,
+an earlier install): creation is idempotent and races between two databases
+migrating at once are tolerated. Roles are never dropped by a downgrade: other
+databases may depend on them (see docs/isolation.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
+
+__all__ = [
+    "ensure_kernel_roles",
+    "ensure_app_role",
+    "own_and_grant",
+    "enable_rls",
+    "disable_rls",
+    "restrict_types",
+    "create_policy",
+    "drop_policy",
+    "restrict_policy_name",
+    "PLATFORM_POLICY",
+    "TABLE_PRIVILEGES",
+]
+
+#: What a role is granted on a table it may use (never TRUNCATE, REFERENCES or TRIGGER).
+TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+#: The platform role's policy on every RLS table: it sees and writes every row.
+PLATFORM_POLICY = "timber_platform_all"
+_COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def _pg() -> bool:
+    return op.get_context().dialect.name == "postgresql"
+
+
+def q(identifier: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def restrict_policy_name(app: str) -> str:
+    """Return the name of app ``app``'s RESTRICTIVE session-type policy on a table."""
+    return f"timber_{app}_types"
+
+
+def _ensure_role(role: str, member_of: str | None = None) -> None:
+    # CREATE ROLE has no IF NOT EXISTS; a concurrent creation from another database
+    # raises duplicate_object or unique_violation, which is the state we want.
+    op.execute(
+        f"""DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {lit(role)}) THEN
+    BEGIN
+      CREATE ROLE {q(role)} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+  END IF;
+END $$"""
+    )
+    if member_of:
+        op.execute(
+            f"""DO $$
+BEGIN
+  IF NOT pg_catalog.pg_has_role({lit(role)}, {lit(member_of)}, 'MEMBER') THEN
+    BEGIN
+      GRANT {q(member_of)} TO {q(role)};
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+  END IF;
+END $$"""
+        )
+
+
+def ensure_kernel_roles() -> None:
+    """Create the owner, the app group and the platform role (if missing); set up the schema.
+
+    ``timber_owner`` gets CREATE on schema ``public`` so it can own tables;
+    ``alembic_version`` becomes readable by every role so ``timber doctor`` can
+    report pending migrations from an app's own login.
+    """
+    if not _pg():
+        return
+    _ensure_role(OWNER_ROLE)
+    _ensure_role(APPS_ROLE)
+    _ensure_role(PLATFORM_ROLE, member_of=APPS_ROLE)
+    op.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {q(OWNER_ROLE)}")
+    op.execute("GRANT SELECT ON alembic_version TO PUBLIC")
+
+
+def ensure_app_role(app: str) -> None:
+    """Create ``timber_<app>`` (NOLOGIN NOSUPERUSER NOBYPASSRLS) if missing, as a member of ``timber_apps``.
+
+    Membership of ``timber_apps`` is what grants an app the shared tables.
+    """
+    if not _pg():
+        return
+    _ensure_role(app_role(app), member_of=APPS_ROLE)
+
+
+def own_and_grant(table: str, app: str | None, shared: bool) -> None:
+    """Give ``table`` to ``timber_owner`` and grant it to whoever may use it.
+
+    A shared table (the kernel's, or one an app marks ``shared``) is granted to
+    ``timber_apps``; a private one only to ``timber_<app>``. The platform role
+    gets every table. Nothing is granted to PUBLIC.
+    """
+    if not _pg():
+        return
+    grantee = APPS_ROLE if shared or app is None else app_role(app)
+    op.execute(f"ALTER TABLE {q(table)} OWNER TO {q(OWNER_ROLE)}")
+    op.execute(f"REVOKE ALL ON {q(table)} FROM PUBLIC")
+    op.execute(f"GRANT {TABLE_PRIVILEGES} ON {q(table)} TO {q(grantee)}")
+    op.execute(f"GRANT {TABLE_PRIVILEGES} ON {q(table)} TO {q(PLATFORM_ROLE)}")
+
+
+def enable_rls(table: str) -> None:
+    """ENABLE and FORCE row-level security on ``table`` and let the platform role see every row.
+
+    With RLS on, an app role sees nothing until its app's policies are created.
+    """
+    if not _pg():
+        return
+    op.execute(f"ALTER TABLE {q(table)} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {q(table)} FORCE ROW LEVEL SECURITY")
+    op.execute(f"DROP POLICY IF EXISTS {q(PLATFORM_POLICY)} ON {q(table)}")
+    op.execute(
+        f"CREATE POLICY {q(PLATFORM_POLICY)} ON {q(table)} AS PERMISSIVE FOR ALL "
+        f"TO {q(PLATFORM_ROLE)} USING (true) WITH CHECK (true)"
+    )
+
+
+def disable_rls(table: str) -> None:
+    """Undo :func:`enable_rls`."""
+    if not _pg():
+        return
+    op.execute(f"DROP POLICY IF EXISTS {q(PLATFORM_POLICY)} ON {q(table)}")
+    op.execute(f"ALTER TABLE {q(table)} NO FORCE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {q(table)} DISABLE ROW LEVEL SECURITY")
+
+
+def restrict_types(app: str, table: str, column: str, types: Sequence[str]) -> None:
+    """(Re)create app ``app``'s RESTRICTIVE policy on ``table``: only rows whose ``column`` is one of ``types``.
+
+    It applies to ``USING`` and ``WITH CHECK`` alike, and, being restrictive, is
+    AND-ed with every permissive policy: no grant can widen the app past its types.
+    An empty ``types`` restricts the app to nothing. The policy's comment records
+    the types so ``timber doctor`` can compare them with the registry.
+    """
+    if not _pg():
+        return
+    name = restrict_policy_name(app)
+    types = sorted(types)
+    cond = f"{q(column)} IN ({', '.join(lit(t) for t in types)})" if types else "false"
+    op.execute(f"DROP POLICY IF EXISTS {q(name)} ON {q(table)}")
+    op.execute(
+        f"CREATE POLICY {q(name)} ON {q(table)} AS RESTRICTIVE FOR ALL TO {q(app_role(app))} "
+        f"USING ({cond}) WITH CHECK ({cond})"
+    )
+    op.execute(f"COMMENT ON POLICY {q(name)} ON {q(table)} IS {lit('timber session types: ' + ','.join(types))}")
+
+
+def create_policy(app: str, name: str, table: str, command: str, using: str, check: str | None = None) -> None:
+    """(Re)create a PERMISSIVE policy ``name`` on ``table`` for ``timber_<app>``.
+
+    ``command`` is ALL, SELECT, INSERT, UPDATE or DELETE; ``using`` and ``check``
+    are SQL expressions as the app's ``timber_rls_policies()`` returned them
+    (``check`` defaults to ``using``; SELECT and DELETE take no check, INSERT no using).
+    """
+    if not _pg():
+        return
+    command = command.upper()
+    if command not in _COMMANDS:
+        raise ValueError(f"policy {name!r} of app {app!r}: command {command!r} is not one of {', '.join(_COMMANDS)}")
+    check = using if check is None else check
+    clauses = ""
+    if command != "INSERT":
+        clauses += f" USING ({using})"
+    if command not in ("SELECT", "DELETE"):
+        clauses += f" WITH CHECK ({check})"
+    op.execute(f"DROP POLICY IF EXISTS {q(name)} ON {q(table)}")
+    op.execute(
+        f"CREATE POLICY {q(name)} ON {q(table)} AS PERMISSIVE FOR {command} TO {q(app_role(app))}{clauses}"
+    )
+
+
+def drop_policy(name: str, table: str) -> None:
+    """Drop policy ``name`` on ``table`` if it exists."""
+    if not _pg():
+        return
+    op.execute(f"DROP POLICY IF EXISTS {q(name)} ON {q(table)}")

@@ -1,0 +1,195 @@
+"""Upgrade, downgrade, status and check of the one graph, for a kernel.
+
+Every function runs on the kernel's engine through
+:meth:`~timber_core.db.DatabaseManager.admin_connection` (no app context: the
+login of ``DATABASE_URL`` itself, which for migrations on PostgreSQL must be a
+superuser or the database owner with CREATEROLE; see docs/isolation.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ..apps import KERNEL_APP
+from ..errors import ConfigurationError
+from . import security
+from .autogen import app_head, head_snapshot
+from .config import make_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..kernel import Kernel
+
+__all__ = ["upgrade", "downgrade", "status", "check", "AppStatus", "migrated_apps", "current_heads"]
+
+
+def migrated_apps(kernel: Kernel) -> list[str]:
+    """Return the loaded apps that have a revision, kernel first."""
+    script = ScriptDirectory.from_config(make_config(kernel))
+    return [a.name for a in kernel.apps.loaded() if app_head(script, a.name) is not None]
+
+
+def upgrade(kernel: Kernel, app: str | None = None, *, sql: bool = False) -> str | None:
+    """Upgrade to every head, or to ``app``'s head (with what it depends on).
+
+    With ``sql=True`` nothing is run: return the SQL of an upgrade from an empty database.
+    """
+    target = "heads" if app is None else f"{_branch(kernel, app)}@head"
+    if sql:
+        buf = io.StringIO()
+        command.upgrade(make_config(kernel, output=buf), target, sql=True)
+        return buf.getvalue()
+    with kernel.db.admin_connection() as conn:
+        command.upgrade(make_config(kernel, connection=conn), target)
+    return None
+
+
+def downgrade(kernel: Kernel, app: str, revision: str) -> None:
+    """Downgrade ``app``'s branch to ``revision`` (a revision id, ``base`` or ``-N``).
+
+    Raise ConfigurationError for a revision that is not on the app's branch.
+    """
+    branch = _branch(kernel, app)
+    if revision == "base" or revision.startswith("-"):
+        target = f"{branch}@{revision}"
+    else:
+        script = ScriptDirectory.from_config(make_config(kernel))
+        try:
+            rev = script.get_revision(revision)
+        except Exception as exc:
+            raise ConfigurationError(f"downgrade --app {app}: {exc}") from None
+        if rev is None or branch not in rev.branch_labels:
+            raise ConfigurationError(
+                f"downgrade --app {app}: revision {revision!r} is not on app {app!r}'s branch; "
+                f"see `timber migrations status` for its revisions"
+            )
+        target = rev.revision
+    with kernel.db.admin_connection() as conn:
+        command.downgrade(make_config(kernel, connection=conn), target)
+
+
+def _branch(kernel: Kernel, app: str) -> str:
+    kernel.apps.require_loaded(app)
+    script = ScriptDirectory.from_config(make_config(kernel))
+    if app_head(script, app) is None:
+        raise ConfigurationError(
+            f"app {app!r} has no migrations yet; create its first with "
+            f"`timber create-migration \"initial\" --app {app}`"
+        )
+    return app
+
+
+def current_heads(kernel: Kernel) -> tuple[str, ...]:
+    """Return the revisions recorded in ``alembic_version`` (empty for a new database)."""
+    with kernel.db.admin_connection() as conn:
+        return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+@dataclasses.dataclass
+class AppStatus:
+    """Where one app's branch stands: the applied revision, the head and what is pending."""
+
+    app: str
+    current: str | None
+    head: str | None
+    pending: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def status(kernel: Kernel) -> list[AppStatus]:
+    """Return the status of every loaded app's branch, kernel first."""
+    script = ScriptDirectory.from_config(make_config(kernel))
+    heads = current_heads(kernel)
+    applied = {r.revision for r in script.iterate_revisions(heads, "base")} if heads else set()
+    result = []
+    for app in kernel.apps.loaded():
+        tip = app_head(script, app.name)
+        branch = [r for r in script.walk_revisions() if app.name in r.branch_labels]
+        current = next((r.revision for r in branch if r.revision in applied), None)  # walk is newest first
+        pending = [r.revision for r in reversed(branch) if r.revision not in applied]
+        result.append(AppStatus(app.name, current, None if tip is None else tip.revision, pending))
+    return result
+
+
+def check(kernel: Kernel) -> list[str]:
+    """Return every disagreement between the models and the database (empty when clean).
+
+    Compares the tables of every loaded app with the database, each app's roles and
+    policies with its head revision's snapshot, and lists pending revisions and apps
+    without any revision.
+    """
+    problems: list[str] = []
+    script = ScriptDirectory.from_config(make_config(kernel))
+    for st in status(kernel):
+        if st.head is None:
+            if kernel.models_of(st.app):
+                problems.append(
+                    f"app {st.app!r} has tables but no migrations: run "
+                    f"`timber create-migration \"initial\" --app {st.app}`"
+                )
+            continue
+        if st.pending:
+            problems.append(
+                f"app {st.app!r}: {len(st.pending)} revision(s) not applied ({', '.join(st.pending)}): "
+                f"run `timber migrate`"
+            )
+        calls = security.diff(head_snapshot(script, st.app), security.desired(kernel, st.app))
+        if calls:
+            steps = "; ".join(f"{n}{a!r}" for n, a in calls)
+            problems.append(
+                f"app {st.app!r}: roles/policies differ from its migrations ({steps}): run "
+                f"`timber create-migration \"...\" --app {st.app}`"
+            )
+    with kernel.db.admin_connection() as conn:
+        known = {t.name for t in kernel.metadata.sorted_tables}
+
+        def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+            return name in known if type_ == "table" else True
+
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name, "target_metadata": kernel.metadata}
+        )
+        for change in compare_metadata(ctx, kernel.metadata):
+            owner = _owner_of_change(kernel, change)
+            problems.append(
+                f"app {owner!r}: the database differs from the models: {_describe(change)}: run "
+                f"`timber create-migration \"...\" --app {owner}` then `timber migrate`"
+            )
+    return problems
+
+
+def _owner_of_change(kernel: Kernel, change: Any) -> str:
+    diff = change[0] if isinstance(change, list) else change
+    for item in diff[1:]:
+        table = getattr(item, "table", None)
+        name = getattr(table, "name", None) or getattr(item, "name", None)
+        if isinstance(item, str) and item in {t.name for t in kernel.metadata.sorted_tables}:
+            name = item
+        if name:
+            try:
+                return kernel.table_owner(str(name))
+            except Exception:
+                continue
+    return KERNEL_APP
+
+
+def _describe(change: Any) -> str:
+    diff = change[0] if isinstance(change, list) else change
+    kind = diff[0]
+    parts = []
+    for item in diff[1:]:
+        if hasattr(item, "name") and hasattr(item, "table"):
+            parts.append(f"{item.table.name}.{item.name}")
+        elif hasattr(item, "name"):
+            parts.append(str(item.name))
+        elif item is not None and not isinstance(item, dict):
+            parts.append(str(item))
+    return f"{kind} {' '.join(parts)}".strip()
