@@ -265,12 +265,24 @@ def initialize_timber(
     log.info("timber: app %r connected to %s", app_name, db.display_url)
     kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)
 
-    # Phase 4: tables.
+    # Phase 4: tables, through the one migration graph (batch mode on SQLite; roles and RLS
+    # only on PostgreSQL), then on PostgreSQL the startup check of `timber doctor`: errors
+    # (isolation does not hold) raise, warnings (pending revisions, connections) are logged.
     create = settings.get("create_tables")
     if create is None:
         create = db.dialect == "sqlite"
     if create:
-        kernel.create_tables()
+        from .migrations.runner import ensure_schema
+
+        ensure_schema(kernel)
+    if db.dialect == "postgresql":
+        from .migrations.doctor import startup_check
+
+        try:
+            startup_check(kernel)
+        except Exception:
+            kernel.close()
+            raise
 
     # Phase 5: publish.
     with _lock:

@@ -1,0 +1,174 @@
+"""The migration commands of the ``timber`` CLI: ``register(cli)`` adds them.
+
+``timber migrate [--app NAME] [--sql]``, ``timber downgrade --app NAME REV``,
+``timber create-migration "message" --app NAME``, ``timber migrations status [--json]``,
+``timber migrations check``, ``timber doctor``.
+
+Cheap to import: click only. SQLAlchemy and Alembic are imported inside each
+command, so ``timber apps list`` never pays for them. Each command builds its
+kernel with ``initialize_timber`` (app from ``--app`` or ``TIMBER_APP``; database
+from ``DATABASE_URL``) without creating tables or running the startup check,
+since those are what the commands themselves manage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+__all__ = ["register"]
+
+
+def _kernel(app: str | None) -> Any:
+    """Initialize Timber for the command, as ``app`` (or TIMBER_APP, or any installed app)."""
+    from ..errors import TimberError
+    from ..plugins import discover
+
+    name = app or os.environ.get("TIMBER_APP")
+    try:
+        if not name or name == "timber":
+            apps, _pm = discover()
+            names = [a.name for a in apps.loaded() if a.name != "timber"]
+            if not names:
+                raise click.ClickException("no app is installed; install one (e.g. timber-canopy) first")
+            name = names[0]
+        return _initialize(name)
+    except TimberError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _initialize(name: str) -> Any:
+    from ..kernel import initialize_timber
+    from .doctor import skip_startup_check
+
+    # No tables created and no startup check: managing those is what these commands do.
+    with skip_startup_check():
+        return initialize_timber(name, database_url=os.environ.get("DATABASE_URL") or None, create_tables=False)
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(f"{type(exc).__name__}: {exc}")
+
+
+def register(cli: click.Group) -> None:
+    """Add the migration commands to the ``timber`` group ``cli``."""
+
+    @cli.command("migrate")
+    @click.option("--app", "app", default=None, help="Upgrade only this app's branch (and what it depends on).")
+    @click.option("--sql", is_flag=True, help="Print the SQL of an upgrade from an empty database; run nothing.")
+    def migrate(app: str | None, sql: bool) -> None:
+        """Upgrade the database to every head (or one app's)."""
+        from .runner import upgrade
+
+        kernel = _kernel(app)
+        try:
+            out = upgrade(kernel, app, sql=sql)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        if out is not None:
+            click.echo(out, nl=False)
+        else:
+            click.echo(f"migrated {kernel.db.display_url} to {'every head' if app is None else app + '@head'}")
+
+    @cli.command("downgrade")
+    @click.option("--app", "app", required=True, help="The app whose branch to downgrade.")
+    @click.argument("revision")
+    def downgrade_cmd(app: str, revision: str) -> None:
+        """Downgrade one app's branch to REVISION (an id, `base` or `-1`)."""
+        from .runner import downgrade
+
+        kernel = _kernel(app)
+        try:
+            downgrade(kernel, app, revision)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        click.echo(f"downgraded app {app!r} to {revision}")
+
+    @cli.command("create-migration")
+    @click.argument("message")
+    @click.option("--app", "app", required=True, help="The app whose tables, role and policies to compare.")
+    @click.option("--rev-id", default=None, help="Revision id (default: random).")
+    def create_migration_cmd(message: str, app: str, rev_id: str | None) -> None:
+        """Write APP's next revision: its table changes and its role/policy changes, nothing else."""
+        from .autogen import create_migration
+
+        kernel = _kernel(app)
+        try:
+            path = create_migration(kernel, message, app, rev_id=rev_id)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        click.echo(f"wrote {path}" if path else f"no changes for app {app!r}: nothing written")
+
+    @cli.group("migrations")
+    def migrations() -> None:
+        """Inspect the migration graph."""
+
+    @migrations.command("status")
+    @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def status_cmd(app: str | None, as_json: bool) -> None:
+        """Show each app's current revision, head and pending revisions."""
+        from .runner import status
+
+        kernel = _kernel(app)
+        try:
+            rows = status(kernel)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        if as_json:
+            click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+            return
+        for r in rows:
+            pending = ", ".join(r.pending) if r.pending else "none"
+            click.echo(f"{r.app:<12} current {r.current or '-':<14} head {r.head or '-':<14} pending {pending}")
+
+    @migrations.command("check")
+    @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
+    def check_cmd(app: str | None) -> None:
+        """Exit 1 when the models and the database (or the migrations) disagree."""
+        from .runner import check
+
+        kernel = _kernel(app)
+        try:
+            problems = check(kernel)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        if problems:
+            for p in problems:
+                click.echo(p, err=True)
+            raise SystemExit(1)
+        click.echo("models, migrations and database agree")
+
+    @cli.command("doctor")
+    @click.option("--app", "app", default=None, help="Check as this app (default: TIMBER_APP).")
+    @click.option("--instances", type=int, default=None, help="Processes per app (default: TIMBER_APP_INSTANCES).")
+    def doctor_cmd(app: str | None, instances: int | None) -> None:
+        """Check RLS, owners, roles, the login, pending migrations and connection arithmetic."""
+        from .doctor import run_doctor
+
+        kernel = _kernel(app)
+        try:
+            findings = run_doctor(kernel, instances=instances)
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        for f in findings:
+            click.echo(str(f), err=f.severity == "error")
+        if any(f.severity == "error" for f in findings):
+            raise SystemExit(1)
+        if not findings:
+            click.echo("no problems found")
