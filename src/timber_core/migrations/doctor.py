@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from ..apps import KERNEL_APP
 from ..errors import ConfigurationError
-from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, ROLE_PREFIX, app_role
+from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -120,13 +120,19 @@ def _postgres(kernel: Kernel, conn: Any, instances: int | None) -> list[Finding]
     if missing:
         found.append(Finding("error", "tables", f"tables missing from the database: {', '.join(missing)}",
                              "run `timber migrate`"))
+    from .runner import migrated_apps
+
+    migrated = [a for a in migrated_apps(kernel) if a != KERNEL_APP]
+    ours = [OWNER_ROLE, APPS_ROLE, PLATFORM_ROLE] + [app_role(a.name) for a in kernel.apps.loaded()
+                                                     if a.name != KERNEL_APP]
     roles = {r[0]: r for r in conn.execute(text(
-        "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname LIKE 'timber\\_%'"
-    )).all()}
+        "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = ANY(:names)"
+    ), {"names": ours}).all()}
     for name, owner, _rls, _force in rows:
-        if owner.startswith(ROLE_PREFIX) and owner != OWNER_ROLE:
-            found.append(Finding("error", "owners", f"table {name!r} is owned by app role {owner!r}, so RLS "
-                                 f"does not bind it there", f"ALTER TABLE {name} OWNER TO {OWNER_ROLE};"))
+        if owner in roles and owner != OWNER_ROLE:
+            found.append(Finding("error", "owners", f"table {name!r} is owned by {owner!r}, a role Timber "
+                                 f"runs transactions as, so RLS does not bind it there",
+                                 f"ALTER TABLE {name} OWNER TO {OWNER_ROLE};"))
         elif name in tables and owner != OWNER_ROLE:
             found.append(Finding("error", "owners", f"table {name!r} is owned by {owner!r}, not {OWNER_ROLE!r}",
                                  f"ALTER TABLE {name} OWNER TO {OWNER_ROLE}; (migrations do this: run them "
@@ -141,9 +147,6 @@ def _postgres(kernel: Kernel, conn: Any, instances: int | None) -> list[Finding]
             found.append(Finding("error", "rls", f"row-level security on shared typed table {table!r} is {what}",
                                  f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; ALTER TABLE {table} "
                                  f"FORCE ROW LEVEL SECURITY; (or run `timber migrate`)"))
-    from .runner import migrated_apps
-
-    migrated = [a for a in migrated_apps(kernel) if a != KERNEL_APP]
     expected = [OWNER_ROLE, APPS_ROLE, PLATFORM_ROLE] + [app_role(a) for a in migrated]
     for role in expected:
         if role not in roles:
