@@ -167,69 +167,28 @@ def check(kernel: Kernel) -> list[str]:
 
 
 def _owner_of_change(kernel: Kernel, change: Any) -> str:
+    """Return the app owning the table an Alembic diff entry is about (the kernel when unknown)."""
     diff = change[0] if isinstance(change, list) else change
+    known = {t.name for t in kernel.metadata.sorted_tables}
     for item in diff[1:]:
-        table = getattr(item, "table", None)
-        name = getattr(table, "name", None) or getattr(item, "name", None)
-        if isinstance(item, str) and item in {t.name for t in kernel.metadata.sorted_tables}:
-            name = item
-        if name:
-            try:
-                return kernel.table_owner(str(name))
-            except Exception:
-                continue
+        if isinstance(item, str) and item in known:
+            return kernel.table_owner(item)
+        table = item if hasattr(item, "columns") and hasattr(item, "name") else getattr(item, "table", None)
+        if table is not None and getattr(table, "name", None) in known:
+            return kernel.table_owner(table.name)
     return KERNEL_APP
 
 
 def _describe(change: Any) -> str:
+    """Say one Alembic diff entry as ``<kind> <table>[.<column>|: <index>]``."""
     diff = change[0] if isinstance(change, list) else change
-    kind = diff[0]
-    parts = []
-    for item in diff[1:]:
-        if hasattr(item, "name") and hasattr(item, "table"):
-            parts.append(f"{item.table.name}.{item.name}")
-        elif hasattr(item, "name"):
-            parts.append(str(item.name))
-        elif item is not None and not isinstance(item, dict):
-            parts.append(str(item))
-    return f"{kind} {' '.join(parts)}".strip()
-
-
-def ensure_schema(kernel: Kernel) -> None:
-    """Bring the database to every head, then create the tables of apps that have no revision.
-
-    This is what ``initialize_timber`` does when ``create_tables`` is on (the default on
-    SQLite): the embedded database goes through the same revisions as PostgreSQL
-    (batch mode; roles and RLS are skipped there). Apps without a migrations
-    directory or revision (e.g. an app given only ``model_config_dirs``) get
-    ``create_all`` for their own tables. A database that already has Timber's tables
-    but no ``alembic_version`` (made before migrations existed) is left to
-    ``create_all`` too, with a warning, rather than failing on existing tables.
-    """
-    import logging
-
-    from sqlalchemy import inspect
-
-    log = logging.getLogger("timber.migrations")
-    migrated = set(migrated_apps(kernel))
-    with kernel.db.admin_connection() as conn:
-        existing = set(inspect(conn).get_table_names())
-        heads = MigrationContext.configure(conn).get_current_heads()
-        legacy = not heads and any(
-            m.table_name in existing for m in kernel.schema.models if m.app in migrated
-        )
-        if legacy:
-            log.warning(
-                "timber: %s has Timber tables but no alembic_version (created before migrations); "
-                "creating missing tables directly. Start from a new database to use the migrations.",
-                kernel.db.display_url,
-            )
-        elif migrated:
-            command.upgrade(make_config(kernel, connection=conn), "heads")
-        rest = [
-            kernel.metadata.tables[m.table_name]
-            for m in kernel.schema.models
-            if legacy or m.app not in migrated
-        ]
-        if rest:
-            kernel.metadata.create_all(conn, tables=rest, checkfirst=True)
+    kind = str(diff[0])
+    if kind in ("add_table", "remove_table"):
+        return f"{kind} {diff[1].name}"
+    if kind in ("add_column", "remove_column"):
+        return f"{kind} {diff[2]}.{diff[3].name}"
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        return f"{kind} {diff[1].table.name}: {diff[1].name}"
+    if kind.startswith("modify_"):
+        return f"{kind} {diff[2]}.{diff[3]}"
+    return kind
