@@ -192,3 +192,43 @@ def _describe(change: Any) -> str:
     if kind.startswith("modify_"):
         return f"{kind} {diff[2]}.{diff[3]}"
     return kind
+
+
+def ensure_schema(kernel: Kernel) -> None:
+    """Bring the database to every head, then create the tables of apps that have no revision.
+
+    This is what ``initialize_timber`` does when ``create_tables`` is on (the default on
+    SQLite): the embedded database goes through the same revisions as PostgreSQL
+    (batch mode; roles and RLS are skipped there). Apps without a migrations
+    directory or revision (e.g. an app given only ``model_config_dirs``) get
+    ``create_all`` for their own tables. A database that already has Timber's tables
+    but no ``alembic_version`` (made before migrations existed) is left to
+    ``create_all`` too, with a warning, rather than failing on existing tables.
+    """
+    import logging
+
+    from sqlalchemy import inspect
+
+    log = logging.getLogger("timber.migrations")
+    migrated = set(migrated_apps(kernel))
+    with kernel.db.admin_connection() as conn:
+        existing = set(inspect(conn).get_table_names())
+        heads = MigrationContext.configure(conn).get_current_heads()
+        legacy = not heads and any(
+            m.table_name in existing for m in kernel.schema.models if m.app in migrated
+        )
+        if legacy:
+            log.warning(
+                "timber: %s has Timber tables but no alembic_version (created before migrations); "
+                "creating missing tables directly. Start from a new database to use the migrations.",
+                kernel.db.display_url,
+            )
+        elif migrated:
+            command.upgrade(make_config(kernel, connection=conn), "heads")
+        rest = [
+            kernel.metadata.tables[m.table_name]
+            for m in kernel.schema.models
+            if legacy or m.app not in migrated
+        ]
+        if rest:
+            kernel.metadata.create_all(conn, tables=rest, checkfirst=True)
