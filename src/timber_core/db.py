@@ -108,7 +108,7 @@ def _set_transaction_context(conn: Any) -> None:
     user = current_user()
     driver = conn.connection.driver_connection
     try:
-        driver.execute(CONTEXT_SQL, (role, app, "" if user is None else str(user)))
+        _send_context(driver, role, app, "" if user is None else str(user))
     except Exception as exc:
         import psycopg
 
@@ -121,6 +121,35 @@ def _set_transaction_context(conn: Any) -> None:
             f"({str(exc).strip()}). Run the migrations (timber migrate) so the role exists, then, "
             f"as an administrator: GRANT {role} TO {login};"
         ) from None
+
+
+def _send_context(driver: Any, role: str, app: str, user: str) -> None:
+    """Open the transaction and set its context in one round trip.
+
+    psycopg would send its implicit ``BEGIN`` and then our statement: two round trips,
+    which cost about a quarter of a short service call. On an idle connection we send
+    ``BEGIN; SELECT set_config(...)`` as one simple query instead (values escaped by
+    libpq); psycopg reads the transaction state from libpq, so it sends no second BEGIN
+    and commits or rolls back as usual. Raise psycopg.Error when the server refuses.
+    """
+    import psycopg
+    from psycopg import pq
+
+    pgconn = driver.pgconn
+    if pgconn.transaction_status != pq.TransactionStatus.IDLE or driver.autocommit:
+        driver.execute(CONTEXT_SQL, (role, app, user))
+        return
+    esc = pq.Escaping(pgconn)
+    enc = driver.info.encoding
+    values = [esc.escape_literal(v.encode(enc)) for v in (role, app, user)]
+    query = (
+        b"BEGIN; SELECT set_config('role', " + values[0] + b", true), set_config('timber.app', "
+        + values[1] + b", true), set_config('timber.user_id', " + values[2] + b", true)"
+    )
+    result = pgconn.exec_(query)
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        message = (result.error_message or b"").decode(enc, "replace").strip() or f"status {result.status.name}"
+        raise psycopg.OperationalError(message.removeprefix("ERROR:").strip())
 
 
 class DatabaseManager:
