@@ -33,7 +33,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .context import current_app, current_user
 from .errors import ConfigurationError, NotInitializedError
+from .migrations.roles import context_role
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -94,9 +96,6 @@ def _set_transaction_context(conn: Any) -> None:
     """
     if conn.get_execution_options().get(NO_CONTEXT):
         return
-    from .context import current_app, current_user
-    from .migrations.roles import context_role
-
     try:
         app = current_app()
     except NotInitializedError as exc:

@@ -217,7 +217,9 @@ def initialize_timber(
     Phases: (1) discover and order the apps, (2) read and build every model into
     one registry, (3) connect (``database_url``, else ``DATABASE_URL``, else an
     embedded SQLite file under ``TIMBER_HOME``, ``./.timber`` by default), (4)
-    create missing tables on SQLite, (5) publish the kernel. Safe to call again:
+    bring the tables to every migration head when ``create_tables`` (default: on
+    SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
+    (errors raise ConfigurationError), (5) publish the kernel. Safe to call again:
     the new kernel replaces the old one, whose connections are closed.
 
     ``model_config_dirs`` adds model directories to ``app_name`` (or defines it,

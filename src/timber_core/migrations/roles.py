@@ -1,6 +1,6 @@
-"""The PostgreSQL role names Timber uses, derived from app names. No imports beyond the kernel's errors.
+"""The PostgreSQL role names Timber uses, derived from app names (cheap: no SQLAlchemy).
 
-* ``timber_owner``: NOLOGIN, owns every table; only migrations act as it.
+* ``timber_owner``: NOLOGIN, owns every table (migrations hand each new table to it); nothing runs as it.
 * ``timber_apps``: NOLOGIN group holding the privileges on the shared tables; every app role is a member.
 * ``timber_<app>``: NOLOGIN, NOSUPERUSER, NOBYPASSRLS; the role an app's transactions run as.
 * ``timber_platform``: NOLOGIN, NOSUPERUSER, NOBYPASSRLS; the explicit cross-app context.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..context import PLATFORM
 from ..errors import ConfigurationError
 
 __all__ = ["OWNER_ROLE", "APPS_ROLE", "PLATFORM_ROLE", "ROLE_PREFIX", "app_role", "context_role"]
@@ -40,6 +41,4 @@ def app_role(app: str) -> str:
 
 def context_role(app: str) -> str:
     """Return the role a transaction runs as in context ``app`` (``"platform"`` -> ``timber_platform``)."""
-    from ..context import PLATFORM
-
     return PLATFORM_ROLE if app == PLATFORM else app_role(app)
