@@ -193,7 +193,7 @@ def test_models_list_json_lists_every_model_with_its_owner() -> None:
     assert models["Order"] == {
         "name": "Order", "table": "orders", "app": "canopy", "access": "private", "typed_by": None,
         "columns": ["id", "user_id", "session_id", "symbol", "order_type", "quantity", "price", "status", "notes",
-                    "created_at", "updated_at"],
+                    "exchange", "created_at", "updated_at"],
         "vector_search": "notes",
         "file": f"{CANOPY_MODELS / 'trading_models.yaml'}:36",
     }

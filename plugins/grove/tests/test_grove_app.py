@@ -63,7 +63,8 @@ def test_grove_owns_research_and_analysis(kernel: Kernel) -> None:
 def test_research_report_has_the_fields_report_service_uses(kernel: Kernel) -> None:
     columns = kernel.models["ResearchReport"].__table__.c
     assert [c.name for c in columns] == [
-        "id", "user_id", "session_id", "title", "content", "is_published", "published_at", "created_at", "updated_at"
+        "id", "user_id", "session_id", "title", "content", "category", "is_published", "published_at", "created_at",
+        "updated_at",
     ]
     assert (columns.is_published.default.arg, columns.published_at.nullable) == (False, True)
 
