@@ -1,7 +1,7 @@
 """Timber: one kernel, many apps, each seeing only its own data.
 
 The public API is small: :func:`initialize_timber`, :func:`get_model`,
-:data:`hookimpl`, :func:`app_context`, :func:`platform_context` and
+:data:`hookimpl`, :func:`app_context`, :func:`platform_context`, :func:`user_context` and
 ``__version__``. Importing this package is cheap: SQLAlchemy is imported only
 when the kernel is initialized.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import app_context, platform_context
+from .context import app_context, platform_context, user_context
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +25,7 @@ __all__ = [
     "hookimpl",
     "app_context",
     "platform_context",
+    "user_context",
     "__version__",
 ]
 

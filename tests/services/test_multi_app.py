@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from timber_core import app_context, platform_context
+from timber_core import app_context, platform_context, user_context
 from timber_core.errors import IsolationError
 from timber_core.services.persistence import notification_service, session_service
 
@@ -45,7 +45,7 @@ def test_platform_context_sees_every_apps_sessions(kernel: Any, alice: str) -> N
 
 def test_metadata_is_stamped_with_the_app(kernel: Any, alice: str) -> None:
     sid = session_service.create_session(alice, "trading", {"strategy": "momentum"})
-    assert session_service.get_session(sid).metadata_ == {
+    assert session_service.get_session(sid, user_id=alice).metadata_ == {
         "strategy": "momentum", "app": "canopy", "created_by_app": "canopy"
     }
 
@@ -53,7 +53,7 @@ def test_metadata_is_stamped_with_the_app(kernel: Any, alice: str) -> None:
 def test_get_session_of_another_app_returns_none(kernel: Any, alice: str) -> None:
     with app_context("grove"):
         sid = session_service.create_session(alice, "research")
-    assert session_service.get_session(sid) is None
+    assert session_service.get_session(sid, user_id=alice) is None
 
 
 def test_get_app_sessions_of_another_app_is_refused(kernel: Any, alice: str) -> None:
@@ -65,14 +65,15 @@ def test_update_and_end_session_only_reach_own_sessions(kernel: Any, alice: str)
     mine = session_service.create_session(alice, "trading", {"strategy": "a"})
     with app_context("grove"):
         theirs = session_service.create_session(alice, "research")
-    assert session_service.update_session(mine, metadata={"strategy": "b"}) is True
-    assert session_service.update_session(theirs, status="paused") is False
-    assert session_service.end_session(theirs) is False
-    assert session_service.end_session(mine) is True
-    row = session_service.get_session(mine)
+    assert session_service.update_session(mine, metadata={"strategy": "b"}, user_id=alice) is True
+    assert session_service.update_session(theirs, status="paused", user_id=alice) is False
+    assert session_service.end_session(theirs, user_id=alice) is False
+    with user_context(alice):  # the request's user, as a web app sets it
+        assert session_service.end_session(mine) is True
+        row = session_service.get_session(mine)
     assert (row.status, row.metadata_["strategy"], row.ended_at is not None) == ("ended", "b", True)
     with app_context("grove"):
-        assert session_service.get_session(theirs).status == "active"
+        assert session_service.get_session(theirs, user_id=alice).status == "active"
 
 
 def test_create_sessions_bulk_inserts_all_rows_in_order(kernel: Any, alice: str, bob: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 import timber_core
-from timber_core import app_context, platform_context
+from timber_core import app_context, platform_context, user_context
 from timber_core.errors import IsolationError, NotFoundError
 from timber_core.services.persistence import session_service
 
@@ -39,10 +39,10 @@ def test_hand_written_orm_query_sees_only_own_session_types(kernel: Any, alice: 
     with app_context("grove"):
         session_service.create_session(alice, "research")
     Session = kernel.models["Session"]
-    with kernel.db.session_scope() as s:
+    with user_context(alice), kernel.db.session_scope() as s:
         assert [r.session_type for r in s.query(Session).all()] == ["trading"]
         assert s.execute(select(Session.session_type)).scalars().all() == ["trading"]
-    with platform_context(), kernel.db.session_scope() as s:
+    with platform_context(), user_context(alice), kernel.db.session_scope() as s:
         assert sorted(s.scalars(select(Session.session_type)).all()) == ["research", "trading"]
 
 
@@ -51,7 +51,7 @@ def test_relationship_lazy_load_is_filtered_too(kernel: Any, alice: str) -> None
     with app_context("grove"):
         session_service.create_session(alice, "research")
     User, Session = kernel.models["User"], kernel.models["Session"]
-    with kernel.db.session_scope() as s:
+    with user_context(alice), kernel.db.session_scope() as s:
         user = s.get(User, alice)
         sessions = s.scalars(select(Session).where(Session.user_id == user.id)).all()
         assert [x.session_type for x in sessions] == ["trading"]
@@ -61,11 +61,11 @@ def test_orm_update_statement_cannot_touch_other_apps_rows(kernel: Any, alice: s
     with app_context("grove"):
         theirs = session_service.create_session(alice, "research")
     Session = kernel.models["Session"]
-    with kernel.db.session_scope() as s:
+    with user_context(alice), kernel.db.session_scope() as s:
         result = s.execute(update(Session).where(Session.id == theirs).values(status="hijacked"))
         assert result.rowcount == 0
     with app_context("grove"):
-        assert session_service.get_session(theirs).status == "active"
+        assert session_service.get_session(theirs, user_id=alice).status == "active"
 
 
 def test_flush_of_another_apps_session_type_is_refused(kernel: Any, alice: str) -> None:
@@ -81,9 +81,9 @@ def test_changing_own_session_to_another_apps_type_is_refused(kernel: Any, alice
     mine = session_service.create_session(alice, "trading")
     Session = kernel.models["Session"]
     with pytest.raises(IsolationError, match="cannot change a session of type 'analysis'"):
-        with kernel.db.session_scope() as s:
+        with user_context(alice), kernel.db.session_scope() as s:
             s.get(Session, mine).session_type = "analysis"
-    assert session_service.get_session(mine).session_type == "trading"
+    assert session_service.get_session(mine, user_id=alice).session_type == "trading"
 
 
 def test_orm_insert_statement_of_another_apps_type_is_refused(kernel: Any, alice: str) -> None:

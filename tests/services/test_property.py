@@ -58,7 +58,7 @@ def test_random_interleavings_keep_apps_apart_and_lose_nothing(kernel: Any, step
                 if not model:
                     continue
                 sid = sorted(model)[n % len(model)]
-                changed = session_service.update_session(sid, status=arg)
+                changed = session_service.update_session(sid, status=arg, user_id=model[sid]["user"])
                 assert changed == (model[sid]["type"] in OWNED[app])
                 if changed:
                     model[sid]["status"] = arg

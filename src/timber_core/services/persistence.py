@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, text, update
 
-from ..context import PLATFORM, current_app, user_context
+from ..context import PLATFORM, current_app, current_user, user_context
 from ..errors import IsolationError, ValidationError
 from ._validate import check_bool, check_id, check_json, check_limit, check_name, check_text
 from .base import BaseService
@@ -61,8 +61,9 @@ class _SharedService(BaseService):
 
     @contextmanager
     def _tx(self, user_id: str | None) -> Iterator[Connection]:
-        # The user is published for the database's row-level security (PostgreSQL).
-        with user_context(user_id), self.db.connection() as conn:
+        # The user is published for the database's row-level security (PostgreSQL); without
+        # one, the caller's user_context() stands.
+        with user_context(user_id if user_id is not None else current_user()), self.db.connection() as conn:
             yield conn
 
     def _act_for(self, conn: Connection, user_id: str) -> None:
