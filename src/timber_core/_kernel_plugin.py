@@ -39,4 +39,5 @@ def timber_services(kernel: object) -> dict[str, str]:
         "sessions": f"{module}:SessionService",
         "notifications": f"{module}:NotificationService",
         "tracker": f"{module}:TrackerService",
+        "vectors": "timber_core.services.vector:VectorService",
     }

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text"]
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,14 @@ def positive_int(raw: str) -> int:
 def non_negative_int(raw: str) -> int:
     """Parse a whole number of at least 0."""
     return _int(raw, 0)
+
+
+def drain_mode(raw: str) -> str:
+    """Parse ``inline`` or ``off`` (any case)."""
+    value = raw.strip().lower()
+    if value not in ("inline", "off"):
+        raise ValueError("expected inline (drain right after each commit) or off (drain with `timber vectors sync`/`worker`)")
+    return value
 
 
 def text(raw: str) -> str | None:
@@ -97,7 +105,9 @@ class TimberConfig:
     REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")
     QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
     ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False)
-    ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True)
+    ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True, "false: record no index work, search disabled")
+    VECTOR_DRAIN = Setting("TIMBER_VECTOR_DRAIN", drain_mode, "inline",
+                           "inline: index right after each commit; off: only `timber vectors sync`/`worker`")
     ENABLE_GDPR = Setting("ENABLE_GDPR", boolean, False)
     DB_POOL_SIZE = Setting("DB_POOL_SIZE", positive_int, 10, "connections kept per process")
     DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")

@@ -89,7 +89,8 @@ class Kernel:
 
     Attributes: ``app_name`` (the default context), ``apps`` (:class:`AppRegistry`),
     ``models`` (mapped classes by model name), ``metadata`` (one MetaData for every
-    table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``.
+    table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``, ``vectors``
+    (:class:`~timber_core.vectors.runtime.VectorRuntime`: outbox, store, embedders).
     """
 
     def __init__(
@@ -115,6 +116,11 @@ class Kernel:
         self.isolation = Isolation(apps, classes)
         self.isolation.install(db.session_factory)
         db.kernel = self
+        from .vectors.runtime import VectorRuntime
+
+        # Records index work in the outbox on every flush of a vector-enabled model; opens
+        # nothing (store, embedding model) until the first drain or search.
+        self.vectors = VectorRuntime(self)
         self.services = ServiceRegistry(self)
 
     def spec(self, name: str) -> ModelSpec:
@@ -163,8 +169,11 @@ class Kernel:
             conn.commit()
 
     def close(self) -> None:
-        """Dispose of the engine's connections."""
-        self.db.dispose()
+        """Close the vector store (if opened) and dispose of the engine's connections."""
+        try:
+            self.vectors.close()
+        finally:
+            self.db.dispose()
 
     def __repr__(self) -> str:
         return f"<Kernel app={self.app_name!r} apps={[a.name for a in self.apps.loaded()]} db={self.db.display_url!r}>"

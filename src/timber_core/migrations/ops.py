@@ -29,7 +29,9 @@ __all__ = [
     "create_policy",
     "drop_policy",
     "restrict_policy_name",
+    "apps_insert_own",
     "PLATFORM_POLICY",
+    "APPS_INSERT_POLICY",
     "TABLE_PRIVILEGES",
 ]
 
@@ -37,6 +39,8 @@ __all__ = [
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 #: The platform role's policy on every RLS table: it sees and writes every row.
 PLATFORM_POLICY = "timber_platform_all"
+#: The apps' policy on a table they may only add their own rows to (see :func:`apps_insert_own`).
+APPS_INSERT_POLICY = "timber_apps_insert_own"
 _COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
 
 
@@ -142,6 +146,25 @@ def enable_rls(table: str) -> None:
     op.execute(
         f"CREATE POLICY {q(PLATFORM_POLICY)} ON {q(table)} AS PERMISSIVE FOR ALL "
         f"TO {q(PLATFORM_ROLE)} USING (true) WITH CHECK (true)"
+    )
+
+
+def apps_insert_own(table: str, column: str) -> None:
+    """Narrow a kernel table granted by :func:`own_and_grant` so apps may only add their own rows.
+
+    ``timber_apps`` keeps INSERT only (SELECT, UPDATE, DELETE revoked); RLS is enabled and
+    forced with the platform's policy (:func:`enable_rls`) and a PERMISSIVE ``FOR INSERT`` policy
+    for ``timber_apps`` whose check is ``<column> = the transaction's app``. The platform role
+    keeps every privilege. Used for the vector outbox (docs/vectors.md).
+    """
+    if not _pg():
+        return
+    op.execute(f"REVOKE SELECT, UPDATE, DELETE ON {q(table)} FROM {q(APPS_ROLE)}")
+    enable_rls(table)
+    op.execute(f"DROP POLICY IF EXISTS {q(APPS_INSERT_POLICY)} ON {q(table)}")
+    op.execute(
+        f"CREATE POLICY {q(APPS_INSERT_POLICY)} ON {q(table)} AS PERMISSIVE FOR INSERT TO {q(APPS_ROLE)} "
+        f"WITH CHECK ({q(column)} = (SELECT NULLIF(current_setting('timber.app', true), '')))"
     )
 
 

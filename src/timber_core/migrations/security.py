@@ -28,11 +28,19 @@ from .roles import app_role
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["Call", "desired", "empty", "diff", "typed_tables"]
+__all__ = ["Call", "desired", "empty", "diff", "typed_tables", "APPS_INSERT_OWN"]
 
 Snapshot = dict[str, Any]
 #: One rendered step: the name of a function of :mod:`timber_core.migrations.ops` and its arguments.
 Call = tuple[str, tuple[Any, ...]]
+
+
+#: Kernel tables the apps may only add rows to, each stamped with the adding app in the named
+#: column: apps get INSERT (no SELECT, UPDATE, DELETE) under RLS ``WITH CHECK (<column> = the
+#: transaction's app)``; only the platform reads and removes rows. The vector outbox is one:
+#: an app records index work in its own transaction but can neither read nor drop another
+#: app's pending work (which would leak row and user ids, or lose index updates).
+APPS_INSERT_OWN: dict[str, str] = {"timber_vector_outbox": "app"}
 
 
 def empty(app: str) -> Snapshot:
@@ -57,6 +65,8 @@ def desired(kernel: Kernel, app: str) -> Snapshot:
     snap["role"] = None if app == KERNEL_APP else app_role(app)
     for spec in kernel.models_of(app):
         snap["tables"][spec.table_name] = {"shared": bool(spec.shared)}
+        if app == KERNEL_APP and spec.table_name in APPS_INSERT_OWN:
+            snap["tables"][spec.table_name]["apps_insert_own"] = APPS_INSERT_OWN[spec.table_name]
         if spec.shared and spec.typed_by:
             snap["rls_tables"][spec.table_name] = spec.typed_by
     if app == KERNEL_APP:
@@ -112,6 +122,8 @@ def diff(source: Snapshot, target: Snapshot) -> list[Call]:
     for table, info in target["tables"].items():
         if table not in source["tables"]:
             calls.append(("own_and_grant", (table, None if app == KERNEL_APP else app, info["shared"])))
+            if info.get("apps_insert_own"):
+                calls.append(("apps_insert_own", (table, info["apps_insert_own"])))
     for table in target["rls_tables"]:
         if table not in source["rls_tables"]:
             calls.append(("enable_rls", (table,)))

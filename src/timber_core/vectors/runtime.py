@@ -1,0 +1,183 @@
+"""One kernel's vector machinery: the outbox recorder, the store, the embedders, the drains.
+
+``kernel.vectors`` is a :class:`VectorRuntime`. Building it imports nothing heavy: the
+store opens on first use (``open_store(QDRANT_URL, TIMBER_HOME/vectors)``), each
+embedding model loads on its first embedding (once per process), and both are closed
+or dropped by :meth:`VectorRuntime.close` (``kernel.close()``).
+
+Settings (:class:`~timber_core.config.TimberConfig`): ``ENABLE_VECTOR_SEARCH=false``
+records nothing and refuses searches; ``TIMBER_VECTOR_DRAIN=inline`` (default) drains
+right after every commit that recorded work, ``off`` leaves it to ``timber vectors
+sync``/``worker``. An inline drain never raises into the committing code: its failures
+stay in the outbox (error, attempts, backoff) and are logged.
+
+Drains are serialized: by a lock in the process and, on PostgreSQL, by a session-level
+advisory lock across processes, so two drains never race to write one point; a drain
+that waited for another sees every row committed before it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy import text
+
+from ..context import platform_context
+from ..errors import ConfigurationError, NotFoundError
+from .outbox import INDEXED_FIELDS, IndexedModel, Recorder, indexed_models, outbox_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..kernel import Kernel
+    from .drain import DrainResult
+    from .embeddings import Embedder
+    from .store import VectorStore
+
+__all__ = ["VectorRuntime", "ADVISORY_LOCK_KEY"]
+
+log = logging.getLogger("timber.vectors")
+
+#: Key of the PostgreSQL advisory lock that serializes drains across processes ("timbrvec").
+ADVISORY_LOCK_KEY: Final = 0x74696D6272766563
+
+
+class VectorRuntime:
+    """The vector machinery of one kernel (see the module docstring for its contracts)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.config = kernel.config
+        self.enabled: bool = bool(self.config.ENABLE_VECTOR_SEARCH)
+        self.inline: bool = self.config.VECTOR_DRAIN == "inline"
+        self.models: dict[str, IndexedModel] = indexed_models(kernel)
+        self.table = outbox_table(kernel)
+        self._store: VectorStore | None = None
+        self._store_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._embedders: dict[str, Embedder] = {}
+        self._ensured: set[str] = set()
+        self._closed = False
+        if self.enabled and self.models:
+            Recorder(kernel, self.models, self._after_commit).install(kernel.db.session_factory)
+
+    # -- models and collections -----------------------------------------------------
+    def model_for_collection(self, collection: str) -> IndexedModel:
+        """Return the vector model whose collection is ``collection``; raise NotFoundError."""
+        for m in self.models.values():
+            if m.collection == collection:
+                return m
+        raise NotFoundError(f"no vector collection {collection!r}")
+
+    def model(self, name: str) -> IndexedModel:
+        """Return vector model ``name``; raise NotFoundError listing the vector models."""
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFoundError(
+                f"model {name!r} has no vector search; models with vector search: "
+                f"{', '.join(sorted(self.models)) or 'none'}"
+            ) from None
+
+    # -- store and embedders ----------------------------------------------------------
+    @property
+    def store(self) -> VectorStore:
+        """The vector store, opened on first use: a Qdrant server for QDRANT_URL, else embedded."""
+        if self._store is None:
+            with self._store_lock:
+                if self._closed:
+                    raise ConfigurationError("this kernel's vector store is closed (kernel.close() was called)")
+                if self._store is None:
+                    from .factory import open_store
+
+                    self._store = open_store(self.config.QDRANT_URL, os.path.join(self.config.TIMBER_HOME, "vectors"))
+        return self._store
+
+    def use_store(self, store: VectorStore) -> None:
+        """Make ``store`` this kernel's vector store (closing the one it had): for tests and tools."""
+        with self._store_lock:
+            previous, self._store = self._store, store
+            self._ensured.clear()
+        if previous is not None and previous is not store:
+            with contextlib.suppress(Exception):
+                previous.close()
+
+    def embedder(self, model_name: str) -> Embedder:
+        """The Embedder of ``model_name`` (created on first use; the model loads on its first embed)."""
+        emb = self._embedders.get(model_name)
+        if emb is None:
+            from .embeddings import Embedder
+
+            emb = self._embedders.setdefault(model_name, Embedder(model_name))
+        return emb
+
+    def ensure_collection(self, model: IndexedModel) -> None:
+        """Create ``model``'s collection if missing, sized from its embedder, with the keyword indexes."""
+        if model.collection in self._ensured:
+            return
+        self.store.ensure_collection(model.collection, self.embedder(model.embedding_model).dim, INDEXED_FIELDS)
+        self._ensured.add(model.collection)
+
+    def forget_collection(self, collection: str) -> None:
+        """Forget that ``collection`` was ensured (after a drop)."""
+        self._ensured.discard(collection)
+
+    # -- drains ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the drain lock: this process's, and on PostgreSQL the advisory lock across processes."""
+        with self._drain_lock:
+            if self.kernel.db.dialect != "postgresql":
+                yield
+                return
+            with platform_context():
+                conn = self.kernel.db.engine.connect()
+                try:
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                    conn.commit()
+                    try:
+                        yield
+                    finally:
+                        try:
+                            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                            conn.commit()
+                        except Exception:  # a connection that cannot unlock must not go back to the pool
+                            conn.invalidate()
+                            raise
+                finally:
+                    conn.close()
+
+    def drain(self, *, due_only: bool = True, batch_size: int = 256) -> DrainResult:
+        """Apply the outbox's work now; see :func:`timber_core.vectors.drain.drain`."""
+        from .drain import drain
+
+        return drain(self, due_only=due_only, batch_size=batch_size)
+
+    def _after_commit(self) -> None:
+        """``after_commit`` hook: drain inline unless turned off; never raise into the commit."""
+        if not self.inline or self._closed:
+            return
+        try:
+            result = self.drain(due_only=True)
+        except Exception as exc:  # the commit succeeded; the work waits in the outbox
+            log.warning("timber: vector index drain after commit failed (%s: %s); the work stays in the "
+                        "outbox for `timber vectors sync`", type(exc).__name__, exc)
+            return
+        if result.failed:
+            log.warning("timber: %d vector index update(s) failed and stay in the outbox (first error: %s); "
+                        "retried with backoff, or run `timber vectors sync`", result.failed, result.errors[0])
+
+    def close(self) -> None:
+        """Close the store (if it was opened). Idempotent."""
+        with self._store_lock:
+            self._closed = True
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __repr__(self) -> str:
+        return (f"<VectorRuntime enabled={self.enabled} drain={'inline' if self.inline else 'off'} "
+                f"models={sorted(self.models)} store={self._store!r}>")
