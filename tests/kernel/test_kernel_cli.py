@@ -36,7 +36,7 @@ def test_apps_list_json_lists_canopy_and_grove_with_models_session_types_and_pol
     assert (apps["grove"]["models"], apps["grove"]["session_types"], apps["grove"]["policies"]) == (
         ["ResearchSession", "ResearchReport"], ["research", "analysis"], ["grove_own_sessions"]
     )
-    assert apps["timber"]["models"] == ["Event", "Notification", "Session", "User"]
+    assert apps["timber"]["models"] == ["Event", "Notification", "Session", "User", "VectorOutbox"]
 
 
 def test_apps_list_shows_a_broken_plugin_as_broken_while_the_others_still_list() -> None:
@@ -109,7 +109,8 @@ BAD_CASES: dict[str, tuple[int, str, str]] = {
                                        "is required for many-to-many: name the association table"),
     "depends_missing_file": (2, "depends", "'inventory_models.yaml' is not a model file of any loaded app; known "
                              "files: event_models.yaml, notification_models.yaml, research_models.yaml, "
-                             "session_models.yaml, things.yaml, trading_models.yaml, user_models.yaml"),
+                             "session_models.yaml, things.yaml, trading_models.yaml, user_models.yaml, "
+                             "vector_models.yaml"),
     "vector_field_missing": (7, "Thing.vector_search.content_field", "names no column of Thing; columns: id, title"),
     "vector_field_not_text": (7, "Thing.vector_search.content_field",
                               "column 'pages' is Integer; vector search needs a Text or String column"),
@@ -187,7 +188,7 @@ def test_models_list_json_lists_every_model_with_its_owner() -> None:
     result = run_timber("models", "list", "--json")
     assert result.returncode == 0, result.stderr
     models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
-    assert list(models) == ["User", "Event", "Notification", "Session", "TradingSession", "Order",
+    assert list(models) == ["User", "Event", "Notification", "Session", "VectorOutbox", "TradingSession", "Order",
                             "ResearchSession", "ResearchReport"]
     assert models["Session"]["access"] == "shared" and models["Session"]["typed_by"] == "session_type"
     assert models["Order"] == {

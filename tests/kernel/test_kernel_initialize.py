@@ -17,7 +17,7 @@ from timber_kernel_testing import GOOD_YAML
 pytestmark = pytest.mark.usefixtures("fresh_kernel")
 
 ALL_TABLES = ["events", "notifications", "orders", "research_reports", "research_sessions", "sessions",
-              "trading_sessions", "users"]
+              "timber_vector_outbox", "trading_sessions", "users"]
 
 
 def _init(tmp_path: Path, app: str = "canopy", **kwargs: object) -> Kernel:
@@ -186,7 +186,7 @@ def test_services_are_reachable_by_name_and_built_on_first_use(
 ) -> None:
     install_fixture("journal")
     kernel = _init(tmp_path, app="journal")
-    assert sorted(kernel.services) == ["journal_entries", "notifications", "orders", "reports", "sessions", "tracker", "users"]
+    assert sorted(kernel.services) == ["journal_entries", "notifications", "orders", "reports", "sessions", "tracker", "users", "vectors"]
     assert kernel.services["journal_entries"] == ("journal-service", kernel)
     assert kernel.services["journal_entries"] is kernel.services["journal_entries"]
 
@@ -195,4 +195,4 @@ def test_unknown_service_names_the_installed_services(tmp_path: Path) -> None:
     kernel = _init(tmp_path)
     with pytest.raises(NotFoundError) as info:
         kernel.services["ledger"]
-    assert str(info.value) == "no service named 'ledger'; installed services: notifications, orders, reports, sessions, tracker, users"
+    assert str(info.value) == "no service named 'ledger'; installed services: notifications, orders, reports, sessions, tracker, users, vectors"

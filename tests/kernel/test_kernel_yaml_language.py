@@ -183,7 +183,8 @@ def test_canopy_and_grove_resolve_user_models_yaml_from_the_kernel() -> None:
 def test_kernel_models_are_shared_and_app_models_private() -> None:
     schema = load_schema([("timber", str(KERNEL_MODELS)), ("canopy", str(CANOPY_MODELS))])
     assert {m.name: m.shared for m in schema.models} == {
-        "User": True, "Event": True, "Notification": True, "Session": True, "TradingSession": False, "Order": False,
+        "User": True, "Event": True, "Notification": True, "Session": True, "VectorOutbox": True,
+        "TradingSession": False, "Order": False,
     }
     assert schema.by_name()["Session"].typed_by == "session_type"
 

@@ -18,10 +18,10 @@ from sqlalchemy import create_engine, inspect, text
 import timber_core
 from timber_core.migrations import autogen, commands, doctor, runner
 
-HEADS = {"timber": "timber_0001", "canopy": "canopy_0002", "grove": "grove_0002"}
+HEADS = {"timber": "timber_0002", "canopy": "canopy_0002", "grove": "grove_0002"}
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-    "sessions", "trading_sessions", "users",
+    "sessions", "timber_vector_outbox", "trading_sessions", "users",
 ]
 
 
@@ -76,7 +76,7 @@ def test_downgrade_each_app_to_base_and_back_in_batch_mode(tmp_path: Path) -> No
     runner.downgrade(kernel, "canopy", "base")
     assert table_names(url) == [t for t in ALL_TABLES if t not in ("orders", "trading_sessions")]
     runner.downgrade(kernel, "grove", "base")
-    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "users"]
+    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "timber_vector_outbox", "users"]
     runner.upgrade(kernel, "grove")
     assert status(kernel)["grove"] == ("grove_0002", [])
     assert status(kernel)["canopy"] == (None, ["canopy_0001", "canopy_0002"])
@@ -169,7 +169,7 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [
-        {"app": "timber", "current": None, "head": "timber_0001", "pending": ["timber_0001"]},
+        {"app": "timber", "current": None, "head": "timber_0002", "pending": ["timber_0001", "timber_0002"]},
         {"app": "canopy", "current": None, "head": "canopy_0002", "pending": ["canopy_0001", "canopy_0002"]},
         {"app": "grove", "current": None, "head": "grove_0002", "pending": ["grove_0001", "grove_0002"]},
     ]
@@ -177,7 +177,9 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     assert result.exit_code == 1
     result = runner_.invoke(_cli(), ["migrate", "--app", "canopy"], env=env)
     assert (result.exit_code, result.output) == (0, f"migrated {url} to canopy@head\n")
-    assert table_names(url) == [t for t in ALL_TABLES if t not in ("research_reports", "research_sessions")]
+    # canopy@head needs the kernel's first revision only; the outbox (timber_0002) comes with `migrate`.
+    assert table_names(url) == [t for t in ALL_TABLES
+                                if t not in ("research_reports", "research_sessions", "timber_vector_outbox")]
     result = runner_.invoke(_cli(), ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
