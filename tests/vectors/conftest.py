@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,56 @@ def embedder(offline_model_dir: str):  # type: ignore[no-untyped-def]
     from timber_core.vectors.embeddings import Embedder
 
     return Embedder("sentence-transformers/all-MiniLM-L6-v2", model_path=offline_model_dir)
+
+
+# -- kernels with vector search: the flows, the outbox, the CLI ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_PATHS = [ROOT / "src", ROOT / "plugins" / "canopy" / "src", ROOT / "plugins" / "grove" / "src"]
+
+
+@pytest.fixture
+def model_env(offline_model_dir: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every embedding model name at the offline model directory (as a deployment would)."""
+    monkeypatch.setenv("TIMBER_EMBEDDING_MODEL_PATH", offline_model_dir)
+    monkeypatch.delenv("TIMBER_EMBEDDING_MODELS", raising=False)
+    monkeypatch.delenv("QDRANT_URL", raising=False)
+    monkeypatch.delenv("TIMBER_VECTOR_DRAIN", raising=False)
+    monkeypatch.delenv("ENABLE_VECTOR_SEARCH", raising=False)
+    return offline_model_dir
+
+
+def database_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of ``kind`` (``sqlite`` file or a scratch ``postgresql`` database)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/timber.db"
+    return str(request.getfixturevalue("scratch_postgres"))
+
+
+def start(url: str, app: str = "grove") -> Any:
+    """Initialize Timber as ``app`` on ``url``, tables migrated (PostgreSQL included)."""
+    import timber_core
+    from timber_core.config import TimberConfig
+
+    TimberConfig._cache.clear()  # read the environment the test just set
+    return timber_core.initialize_timber(app, database_url=url, create_tables=True)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a child ``timber`` process: this one's, with the sources on PYTHONPATH."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TIMBER_APPS", "TIMBER_DISABLE_APPS")}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in SOURCE_PATHS)
+    env.update(extra)
+    return env
+
+
+def run_timber(*args: str, env: dict[str, str], code: str | None = None) -> Any:
+    """Run ``timber ARGS`` (or ``python -c code``) in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    script = code or "import sys; sys.argv[0] = 'timber'; from timber_core.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
