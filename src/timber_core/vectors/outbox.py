@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, inspect, or_, select, update
+from sqlalchemy import Connection, Table, and_, case, delete, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..apps import KERNEL_APP
@@ -291,13 +291,9 @@ def summary(conn: Connection, table: Table) -> dict[str, Any]:
     """Return ``{"pending": n, "failed": n, "by_model": {...}, "errors": [...]}`` of the outbox."""
     t = table
     by_model: dict[str, dict[str, int]] = {}
-    for model, failed, n in conn.execute(
-        select(t.c.model, t.c.attempts > 0, func.count()).group_by(t.c.model, t.c.attempts > 0)
-    ):
-        entry = by_model.setdefault(str(model), {"pending": 0, "failed": 0})
-        entry["pending"] += int(n)
-        if failed:
-            entry["failed"] += int(n)
+    failed_rows = func.sum(case((t.c.attempts > 0, 1), else_=0))
+    for model, n, failed in conn.execute(select(t.c.model, func.count(), failed_rows).group_by(t.c.model)):
+        by_model[str(model)] = {"pending": int(n), "failed": int(failed or 0)}
     errors = [
         {"model": r.model, "row_id": r.row_id, "op": r.op, "attempts": int(r.attempts), "last_error": r.last_error,
          "next_attempt_at": None if r.next_attempt_at is None else str(r.next_attempt_at)}
