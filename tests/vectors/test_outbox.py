@@ -7,6 +7,7 @@ Every test runs on SQLite and on PostgreSQL (where the outbox is insert-only for
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -309,3 +310,28 @@ def test_nothing_heavy_is_imported_until_something_is_drained_or_searched(tmp_pa
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY + ('sqlalchemy',)!r}))\n"))
     assert (listing.returncode, listing.stdout.splitlines()[-1]) == (0, "[]"), listing.stderr
     assert "vectors" in run_timber("--help", env=subprocess_env()).stdout
+
+
+def test_the_embedded_store_is_one_process_s_and_the_error_says_to_use_qdrant_url(
+    model_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMBER_VECTOR_DRAIN", "off")
+    url = f"sqlite:///{tmp_path}/timber.db"
+    k = start(url)
+    alice = user_service.create_user("alice@example.com", "alice")
+    research(k, alice, APPLE)
+    assert vector_service.search(QUERY, "research_sessions") == []  # opens this process's store
+    env = subprocess_env(DATABASE_URL=url, TIMBER_APP="grove")
+    try:
+        locked = run_timber("vectors", "sync", env=env)
+    finally:
+        k.close()  # closes the store too: another process may open it now
+    where = Path(os.environ["TIMBER_HOME"]) / "vectors" / "research_sessions"
+    assert (locked.returncode, locked.stdout) == (1, (
+        "applied 0, failed 1 (points upserted 0, deleted 0)\n"
+        f"  error: ResearchSession: VectorSearchError: the embedded vector store {where} is already open (in "
+        "another process, or by another EdgeStore in this one). The embedded store (qdrant-edge) belongs to one "
+        "process and one EdgeStore; to share vectors between several processes (app servers, workers), run a "
+        "Qdrant server and set QDRANT_URL\n")), locked.stderr
+    synced = run_timber("vectors", "sync", env=env)
+    assert (synced.returncode, synced.stdout) == (0, "applied 1, failed 0 (points upserted 1, deleted 0)\n")
