@@ -29,6 +29,8 @@ GARDEN = "Planted tomatoes and basil in the back garden this weekend"
 SOUP = "Slow-cooked lentil soup with cumin and smoked paprika"
 QUERY = "AAPL earnings beat expectations"
 DATABASES = ["sqlite", "postgresql"]
+#: A cluster-wide test login for `timber vectors` on PostgreSQL (created if missing, never dropped).
+WORKER_LOGIN = "timber_test_vector_worker"
 
 
 @pytest.fixture(params=DATABASES)
@@ -129,6 +131,21 @@ def test_on_postgresql_an_app_may_only_add_its_own_outbox_rows(model_env: str, s
         assert outbox(k) == [("canopy", "Order", "o1", "upsert", None, 0)]
     finally:
         k.close()
+
+
+def test_an_inline_drain_applies_only_the_models_its_commit_wrote(url: str) -> None:
+    k = start(url)
+    alice = user_service.create_user("alice@example.com", "alice")
+    k.vectors.inline = False  # as if Canopy's process had written it and not drained yet
+    with timber_core.app_context("canopy"):
+        order = k.services["orders"].create_order(alice, "AAPL", "market", 1, None, notes="Apple into earnings")
+    k.vectors.inline = True
+    apple = research(k, alice, APPLE)
+    assert outbox(k) == [("canopy", "Order", order, "upsert", alice, 0)]
+    assert indexed_notes(k) == {apple: APPLE}
+    assert k.vectors.drain().applied == 1
+    assert outbox(k) == []
+    k.close()
 
 
 def test_with_the_store_closed_writes_commit_and_the_outbox_keeps_the_work(url: str) -> None:
@@ -335,3 +352,46 @@ def test_the_embedded_store_is_one_process_s_and_the_error_says_to_use_qdrant_ur
         "Qdrant server and set QDRANT_URL\n")), locked.stderr
     synced = run_timber("vectors", "sync", env=env)
     assert (synced.returncode, synced.stdout) == (0, "applied 1, failed 0 (points upserted 1, deleted 0)\n")
+
+
+def test_on_postgresql_an_app_login_without_the_platform_role_commits_and_a_worker_login_indexes(
+    model_env: str, scratch_postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deployment of docs/vectors.md: the app's login has only its app role, so its inline
+    drain cannot act as the platform; the write commits anyway and a platform login drains it."""
+    import logging
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from tests.postgres.conftest import LOGINS, _ensure_login
+
+    admin = make_url(scratch_postgres)
+    start(scratch_postgres).close()  # migrate as the admin
+    engine = create_engine(admin)
+    with engine.begin() as conn:
+        _ensure_login(conn, LOGINS["grove"], "timber_grove")
+        # A worker reads the outbox as the platform and each row as its app: it needs both roles.
+        for role in ("timber_platform", "timber_grove", "timber_canopy"):
+            _ensure_login(conn, WORKER_LOGIN, role)
+        conn.execute(text("INSERT INTO users (id, email, username, created_at, updated_at) "
+                          "VALUES ('alice', 'alice@example.com', 'alice', now(), now())"))
+    engine.dispose()
+    grove_url = admin.set(username=LOGINS["grove"], password=None).render_as_string(hide_password=False)
+    k = start(grove_url)
+    with caplog.at_level(logging.WARNING, logger="timber.vectors"), timber_core.user_context("alice"):
+        row = research(k, "alice", APPLE)
+    assert [r.getMessage() for r in caplog.records if r.name == "timber.vectors"] == [
+        "timber: the vector index drain after commit failed; the work stays in the outbox for the next drain or "
+        "`timber vectors sync`: ConfigurationError: app context 'platform': the database login "
+        "'timber_test_grove' cannot act as role 'timber_platform' (permission denied to set role "
+        "\"timber_platform\"). Run the migrations (timber migrate) so the role exists, then, as an "
+        "administrator: GRANT timber_platform TO timber_test_grove;"]
+    k.close()
+    platform_url = admin.set(username=WORKER_LOGIN, password=None).render_as_string(hide_password=False)
+    synced = run_timber("vectors", "sync", env=subprocess_env(DATABASE_URL=platform_url, TIMBER_APP="grove"))
+    assert (synced.returncode, synced.stdout) == (0, "applied 1, failed 0 (points upserted 1, deleted 0)\n"), synced.stderr
+    k = start(scratch_postgres)
+    assert outbox(k) == []
+    assert indexed_notes(k) == {row: APPLE}
+    k.close()

@@ -67,11 +67,14 @@ def _as(app: str) -> Iterator[None]:
             yield
 
 
-def drain(runtime: VectorRuntime, *, due_only: bool = True, batch_size: int = 256) -> DrainResult:
+def drain(runtime: VectorRuntime, *, due_only: bool = True, batch_size: int = 256,
+          models: Sequence[str] | None = None) -> DrainResult:
     """Apply the outbox's work to the store; return counts. Errors stay in the outbox, never raised.
 
     ``due_only`` (inline drains, the worker) skips entries waiting out a backoff;
-    ``timber vectors sync`` passes False to retry everything now.
+    ``timber vectors sync`` passes False to retry everything now. ``models`` limits the
+    drain to those models' entries (the inline drain: the models its commit wrote).
+    Errors reaching the database itself (the outbox cannot be read) do raise.
     """
     result = DrainResult()
     if not runtime.enabled:
@@ -81,7 +84,8 @@ def drain(runtime: VectorRuntime, *, due_only: bool = True, batch_size: int = 25
         cursor: tuple[_dt.datetime, str] | None = None
         while True:
             with platform_context(), db.connection() as conn:
-                entries = fetch(conn, runtime.table, limit=batch_size, after=cursor, due_only=due_only)
+                entries = fetch(conn, runtime.table, limit=batch_size, after=cursor, due_only=due_only,
+                                models=models)
             if not entries:
                 break
             cursor = (entries[-1].created_at, entries[-1].id)

@@ -138,8 +138,9 @@ def has_text(value: Any) -> bool:
 class Recorder:
     """Session listeners that write outbox rows in the flushing transaction.
 
-    ``on_commit`` is called (with no arguments) after a transaction that recorded
-    work commits; it must not raise (the runtime's inline drain catches everything).
+    ``on_commit(models)`` is called after a transaction that recorded work commits, with
+    the names of the models it recorded; it must not raise (the runtime's inline drain
+    catches everything).
     """
 
     def __init__(self, kernel: Kernel, models: dict[str, IndexedModel], on_commit: Any = None) -> None:
@@ -178,7 +179,7 @@ class Recorder:
                                       else getattr(obj, model.user_attr)))
         if rows:
             session.connection().execute(insert(self._table), rows)
-            session.info[_TOUCHED_KEY] = True
+            session.info.setdefault(_TOUCHED_KEY, set()).update(r["model"] for r in rows)
 
     @staticmethod
     def _op(obj: Any, model: IndexedModel, verb: str) -> str | None:
@@ -204,10 +205,10 @@ class Recorder:
         }
 
     def _after_commit(self, session: Session) -> None:
-        touched = session.info.pop(_TOUCHED_KEY, False)
+        touched = session.info.pop(_TOUCHED_KEY, None)
         session.info.pop(_SEEN_KEY, None)
         if touched and self._on_commit is not None:
-            self._on_commit()
+            self._on_commit(sorted(touched))
 
     @staticmethod
     def _forget(session: Session) -> None:

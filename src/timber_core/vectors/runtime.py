@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import text
@@ -150,21 +150,27 @@ class VectorRuntime:
                 finally:
                     conn.close()
 
-    def drain(self, *, due_only: bool = True, batch_size: int = 256) -> DrainResult:
+    def drain(self, *, due_only: bool = True, batch_size: int = 256,
+              models: Sequence[str] | None = None) -> DrainResult:
         """Apply the outbox's work now; see :func:`timber_core.vectors.drain.drain`."""
         from .drain import drain
 
-        return drain(self, due_only=due_only, batch_size=batch_size)
+        return drain(self, due_only=due_only, batch_size=batch_size, models=models)
 
-    def _after_commit(self) -> None:
-        """``after_commit`` hook: drain inline unless turned off; never raise into the commit."""
+    def _after_commit(self, models: Sequence[str]) -> None:
+        """``after_commit`` hook: drain the committed models' due work inline unless turned off.
+
+        Only those models: their rows are the ones this process just wrote, so it can read
+        them; other apps' work is left to their own processes or the worker. Never raises
+        into the commit.
+        """
         if not self.inline or self._closed:
             return
         try:
-            result = self.drain(due_only=True)
+            result = self.drain(due_only=True, models=models)
         except Exception as exc:  # the commit succeeded; the work waits in the outbox
-            log.warning("timber: vector index drain after commit failed (%s: %s); the work stays in the "
-                        "outbox for `timber vectors sync`", type(exc).__name__, exc)
+            log.warning("timber: the vector index drain after commit failed; the work stays in the outbox "
+                        "for the next drain or `timber vectors sync`: %s: %s", type(exc).__name__, exc)
             return
         if result.failed:
             log.warning("timber: %d vector index update(s) failed and stay in the outbox (first error: %s); "
