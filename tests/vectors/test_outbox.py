@@ -148,6 +148,38 @@ def test_an_inline_drain_applies_only_the_models_its_commit_wrote(url: str) -> N
     k.close()
 
 
+def test_an_inline_drain_gives_up_behind_a_long_drain_and_leaves_the_work_queued(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sqlalchemy import create_engine
+
+    from timber_core.vectors import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "INLINE_LOCK_WAIT_S", 0.2)
+    k = start(url)
+    alice = user_service.create_user("alice@example.com", "alice")
+    if k.db.dialect == "postgresql":  # another process's drain: the advisory lock on another session
+        other = create_engine(url).connect()
+        other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": runtime_module.ADVISORY_LOCK_KEY})
+        release = lambda: (other.execute(text("SELECT pg_advisory_unlock_all()")), other.close())  # noqa: E731
+    else:  # another thread's drain in this process
+        k.vectors._drain_lock.acquire()
+        release = k.vectors._drain_lock.release
+    try:
+        with caplog.at_level(logging.INFO, logger="timber.vectors"):
+            apple = research(k, alice, APPLE)
+    finally:
+        release()
+    assert [r.getMessage() for r in caplog.records if r.name == "timber.vectors"] == [
+        "timber: another vector index drain is running; this commit's work waits in the outbox"]
+    assert [(r[2], r[5]) for r in outbox(k)] == [(apple, 0)]
+    assert k.vectors.drain().applied == 1
+    assert indexed_notes(k) == {apple: APPLE}
+    k.close()
+
+
 def test_with_the_store_closed_writes_commit_and_the_outbox_keeps_the_work(url: str) -> None:
     from qdrant_client import QdrantClient
 

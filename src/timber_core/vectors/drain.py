@@ -46,6 +46,7 @@ class DrainResult:
     upserted: int = 0
     deleted: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
+    busy: bool = False  #: another drain held the lock past ``wait``: nothing was done
 
 
 def point_payload(model: IndexedModel, app: str, row_id: str, user_id: Any, content: str) -> dict[str, Any]:
@@ -68,19 +69,23 @@ def _as(app: str) -> Iterator[None]:
 
 
 def drain(runtime: VectorRuntime, *, due_only: bool = True, batch_size: int = 256,
-          models: Sequence[str] | None = None) -> DrainResult:
+          models: Sequence[str] | None = None, wait: float | None = None) -> DrainResult:
     """Apply the outbox's work to the store; return counts. Errors stay in the outbox, never raised.
 
     ``due_only`` (inline drains, the worker) skips entries waiting out a backoff;
     ``timber vectors sync`` passes False to retry everything now. ``models`` limits the
-    drain to those models' entries (the inline drain: the models its commit wrote).
+    drain to those models' entries (the inline drain: the models its commit wrote). ``wait``:
+    give up (doing nothing, ``busy`` set) when another drain holds the lock that long.
     Errors reaching the database itself (the outbox cannot be read) do raise.
     """
     result = DrainResult()
     if not runtime.enabled:
         return result
     db = runtime.kernel.db
-    with runtime.exclusive():
+    with runtime.exclusive(wait) as held:
+        if not held:
+            result.busy = True
+            return result
         cursor: tuple[_dt.datetime, str] | None = None
         while True:
             with platform_context(), db.connection() as conn:

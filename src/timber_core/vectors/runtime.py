@@ -13,7 +13,8 @@ stay in the outbox (error, attempts, backoff) and are logged.
 
 Drains are serialized: by a lock in the process and, on PostgreSQL, by a session-level
 advisory lock across processes, so two drains never race to write one point; a drain
-that waited for another sees every row committed before it started.
+that waited for another sees every row committed before it started. An inline drain
+waits at most :data:`INLINE_LOCK_WAIT_S` and otherwise leaves its work queued.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import text
 
@@ -37,10 +39,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .embeddings import Embedder
     from .store import VectorStore
 
-__all__ = ["VectorRuntime", "ADVISORY_LOCK_KEY"]
+__all__ = ["VectorRuntime", "ADVISORY_LOCK_KEY", "INLINE_LOCK_WAIT_S"]
 
 log = logging.getLogger("timber.vectors")
 
+#: How long an inline drain waits for another drain (a worker, a reindex) before leaving its
+#: work in the outbox for that drain, the next commit or the worker.
+INLINE_LOCK_WAIT_S: Final = 5.0
 #: Key of the PostgreSQL advisory lock that serializes drains across processes ("timbrvec").
 ADVISORY_LOCK_KEY: Final = 0x74696D6272766563
 
@@ -127,19 +132,29 @@ class VectorRuntime:
 
     # -- drains ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the drain lock: this process's, and on PostgreSQL the advisory lock across processes."""
-        with self._drain_lock:
+    def exclusive(self, wait: float | None = None) -> Iterator[bool]:
+        """Hold the drain lock: this process's, and on PostgreSQL the advisory lock across processes.
+
+        ``wait=None`` waits as long as it takes; a number of seconds gives up after that
+        long and yields False (the caller then does nothing: an inline drain must not hold
+        up the app behind a long reindex). Yields True while held.
+        """
+        deadline = None if wait is None else time.monotonic() + wait
+        if not self._drain_lock.acquire(timeout=-1 if wait is None else wait):
+            yield False
+            return
+        try:
             if self.kernel.db.dialect != "postgresql":
-                yield
+                yield True
                 return
             with platform_context():
                 conn = self.kernel.db.engine.connect()
                 try:
-                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
-                    conn.commit()
+                    if not self._advisory_lock(conn, deadline):
+                        yield False
+                        return
                     try:
-                        yield
+                        yield True
                     finally:
                         try:
                             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
@@ -149,13 +164,31 @@ class VectorRuntime:
                             raise
                 finally:
                     conn.close()
+        finally:
+            self._drain_lock.release()
 
-    def drain(self, *, due_only: bool = True, batch_size: int = 256,
-              models: Sequence[str] | None = None) -> DrainResult:
+    @staticmethod
+    def _advisory_lock(conn: Any, deadline: float | None) -> bool:
+        """Take the session-level advisory lock on ``conn``; poll until ``deadline`` (None: block)."""
+        if deadline is None:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+            conn.commit()
+            return True
+        while True:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            conn.commit()
+            if got:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def drain(self, *, due_only: bool = True, batch_size: int = 256, models: Sequence[str] | None = None,
+              wait: float | None = None) -> DrainResult:
         """Apply the outbox's work now; see :func:`timber_core.vectors.drain.drain`."""
         from .drain import drain
 
-        return drain(self, due_only=due_only, batch_size=batch_size, models=models)
+        return drain(self, due_only=due_only, batch_size=batch_size, models=models, wait=wait)
 
     def _after_commit(self, models: Sequence[str]) -> None:
         """``after_commit`` hook: drain the committed models' due work inline unless turned off.
@@ -167,11 +200,13 @@ class VectorRuntime:
         if not self.inline or self._closed:
             return
         try:
-            result = self.drain(due_only=True, models=models)
+            result = self.drain(due_only=True, models=models, wait=INLINE_LOCK_WAIT_S)
         except Exception as exc:  # the commit succeeded; the work waits in the outbox
             log.warning("timber: the vector index drain after commit failed; the work stays in the outbox "
                         "for the next drain or `timber vectors sync`: %s: %s", type(exc).__name__, exc)
             return
+        if result.busy:
+            log.info("timber: another vector index drain is running; this commit's work waits in the outbox")
         if result.failed:
             log.warning("timber: %d vector index update(s) failed and stay in the outbox (first error: %s); "
                         "retried with backoff, or run `timber vectors sync`", result.failed, result.errors[0])
