@@ -17,7 +17,8 @@ from timber_core.services.persistence import notification_service, session_servi
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("timber").setLevel(logging.INFO)  # say which database is used, nothing more
     kernel = timber_core.initialize_timber(app_name="canopy")
     tag = uuid.uuid4().hex[:8]
     user_id = user_service.create_user(f"demo-{tag}@example.com", f"demo_{tag}")
