@@ -3,7 +3,8 @@
     python bench/bench_services.py                      # SQLite (a temp file)
     python bench/bench_services.py --postgres URL       # and PostgreSQL (a scratch database is created)
 
-Prints throughput ratios (service / hand-written Core; 1.0 = as fast) from one
+Both sides run in Canopy's context for the same user, so on PostgreSQL both pay the same
+per-transaction context and row-level security. Prints throughput ratios (service / hand-written Core; 1.0 = as fast) from one
 run, each a median over interleaved rounds on the same database and engine.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import create_engine, insert, select, text
 
 import timber_core
+from timber_core import user_context
 from timber_core.services.persistence import session_service, user_service
 
 
@@ -52,7 +54,7 @@ def run(url: str, label: str, n_single: int, rounds: int) -> list[tuple[str, str
 
     def core_create() -> None:
         for _ in range(n_single):
-            with engine.begin() as conn:
+            with user_context(user), engine.begin() as conn:
                 conn.execute(insert(table), core_row())
 
     stmt = (select(table).where(table.c.user_id == reader, table.c.session_type.in_(["paper_trading", "trading"]))
@@ -64,7 +66,7 @@ def run(url: str, label: str, n_single: int, rounds: int) -> list[tuple[str, str
 
     def core_read() -> None:
         for _ in range(n_single):
-            with engine.begin() as conn:
+            with user_context(reader), engine.begin() as conn:
                 assert len(list(conn.execute(stmt))) == 100
 
     bulk = 10_000
@@ -73,7 +75,7 @@ def run(url: str, label: str, n_single: int, rounds: int) -> list[tuple[str, str
         session_service.create_sessions([{"user_id": user, "session_type": "trading"}] * bulk)
 
     def core_bulk() -> None:
-        with engine.begin() as conn:
+        with user_context(user), engine.begin() as conn:
             conn.execute(insert(table), [core_row() for _ in range(bulk)])
 
     results = []

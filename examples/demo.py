@@ -40,7 +40,8 @@ def offline_model() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("timber").setLevel(logging.INFO)  # say which database is used, nothing more
     offline_model()
     kernel = timber_core.initialize_timber(app_name="canopy")
     tag = uuid.uuid4().hex[:8]

@@ -51,17 +51,22 @@ class ServiceRegistry(Mapping[str, Any]):
                     )
                 self._factories[name] = (app, factory)
 
+    def _entry(self, name: str) -> tuple[App, Any]:
+        try:
+            return self._factories[name]
+        except KeyError:
+            raise NotFoundError(
+                f"no service named {name!r}; installed services: {', '.join(sorted(self._factories)) or 'none'}"
+            ) from None
+
     def owner(self, name: str) -> str:
-        """Return the app that contributes service ``name``."""
-        return self[name] and self._factories[name][0].name
+        """Return the app that contributes service ``name``; raise NotFoundError for an unknown one."""
+        return self._entry(name)[0].name
 
     def __getitem__(self, name: str) -> Any:
         if name in self._built:
             return self._built[name]
-        if name not in self._factories:
-            raise NotFoundError(
-                f"no service named {name!r}; installed services: {', '.join(sorted(self._factories)) or 'none'}"
-            )
+        self._entry(name)
         with self._lock:
             if name not in self._built:
                 app, factory = self._factories[name]

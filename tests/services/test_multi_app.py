@@ -121,3 +121,9 @@ def test_design_document_flows_end_to_end(kernel: Any, alice: str) -> None:
     titles = [(n.data["app"], n.title) for n in notification_service.get_user_notifications(alice)]
     assert sorted(titles) == [("canopy", "Order Filled"), ("grove", "Research Complete")]
     assert [o.status for o in orders.get_user_orders(alice)] == ["filled"]
+
+
+def test_app_services_are_reachable_by_name_and_know_their_app(kernel: Any) -> None:
+    assert [kernel.services.owner(n) for n in ("orders", "reports", "sessions")] == ["canopy", "grove", "timber"]
+    assert type(kernel.services["orders"]).__name__ == "OrderService"
+    assert kernel.services["orders"] is kernel.services["orders"]
