@@ -14,43 +14,23 @@ since those are what the commands themselves manage.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
+
+from .._cli_support import fail as _fail
+from .._cli_support import kernel_for_command
 
 __all__ = ["register"]
 
 
 def _kernel(app: str | None) -> Any:
     """Initialize Timber for the command, as ``app`` (or TIMBER_APP, or any installed app)."""
-    from ..errors import TimberError
-    from ..plugins import discover
-
-    name = app or os.environ.get("TIMBER_APP")
-    try:
-        if not name or name == "timber":
-            apps, _pm = discover()
-            names = [a.name for a in apps.loaded() if a.name != "timber"]
-            if not names:
-                raise click.ClickException("no app is installed; install one (e.g. timber-canopy) first")
-            name = names[0]
-        return _initialize(name)
-    except TimberError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _initialize(name: str) -> Any:
-    from ..kernel import initialize_timber
     from .doctor import skip_startup_check
 
     # No tables created and no startup check: managing those is what these commands do.
     with skip_startup_check():
-        return initialize_timber(name, database_url=os.environ.get("DATABASE_URL") or None, create_tables=False)
-
-
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(f"{type(exc).__name__}: {exc}")
+        return kernel_for_command(app, create_tables=False)
 
 
 def register(cli: click.Group) -> None:

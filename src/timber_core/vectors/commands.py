@@ -22,35 +22,19 @@ from typing import Any
 
 import click
 
+from .._cli_support import fail as _fail
+from .._cli_support import kernel_for_command
+
 __all__ = ["register"]
 
 
 def _kernel(app: str | None) -> Any:
-    """Initialize Timber as ``app`` (or TIMBER_APP, or the first installed app); inline drains off."""
-    from ..errors import TimberError
-    from ..plugins import discover
-
-    name = app or os.environ.get("TIMBER_APP")
-    try:
-        if not name or name == "timber":
-            apps, _pm = discover()
-            names = [a.name for a in apps.loaded() if a.name != "timber"]
-            if not names:
-                raise click.ClickException("no app is installed; install one (e.g. timber-canopy) first")
-            name = names[0]
-        from ..kernel import initialize_timber
-
-        kernel = initialize_timber(name, database_url=os.environ.get("DATABASE_URL") or None)
-    except TimberError as exc:
-        raise click.ClickException(str(exc)) from None
+    """Initialize Timber as ``app`` (or TIMBER_APP, or the first installed app); refuse when vector search is off."""
+    kernel = kernel_for_command(app)
     if not kernel.vectors.enabled:
         kernel.close()
         raise click.ClickException("vector search is disabled (ENABLE_VECTOR_SEARCH=false); nothing to do")
     return kernel
-
-
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(f"{type(exc).__name__}: {exc}")
 
 
 def _sync_line(result: Any) -> str:
