@@ -14,7 +14,6 @@ it open, or use a Qdrant server (``QDRANT_URL``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
