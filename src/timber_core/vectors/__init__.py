@@ -12,8 +12,5 @@ Public pieces (import them from their modules):
 - :mod:`timber_core.vectors.factory` -- ``open_store``
 """
 
-from __future__ import annotations
-
-from timber_core.vectors.store import Hit, Point, VectorStore
-
-__all__ = ["Hit", "Point", "VectorStore"]
+# Nothing is re-exported: `timber apps list` imports `timber_core.vectors.commands`, and this
+# package must cost it nothing.
