@@ -66,10 +66,23 @@ class _SharedService(BaseService):
         with user_context(user_id if user_id is not None else current_user()), self.db.connection() as conn:
             yield conn
 
-    def _act_for(self, conn: Connection, user_id: str) -> None:
-        """Switch the transaction's RLS user (PostgreSQL) before writing rows of ``user_id``."""
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT set_config('timber.user_id', :u, true)"), {"u": user_id})
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert checked rows in one transaction, one multi-row insert per user; return their ids.
+
+        On PostgreSQL the transaction's RLS user is switched before each user's rows.
+        """
+        if not rows:
+            return []
+        by_user: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_user.setdefault(row["user_id"], []).append(row)
+        table = self._table()
+        with self._tx(rows[0]["user_id"]) as conn:
+            for user_id, group in by_user.items():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT set_config('timber.user_id', :u, true)"), {"u": user_id})
+                conn.execute(insert(table), group)
+        return [str(r["id"]) for r in rows]
 
 
 class UserService(_SharedService):
@@ -136,6 +149,16 @@ class SessionService(_SharedService):
             return None
         return sorted(self.kernel.apps.session_types_of(app))
 
+    def _visible_by_id(self, table: Table, session_id: str, user_id: str | None) -> list[Any]:
+        """The conditions that find session ``session_id`` only if the caller may see it."""
+        conditions = [table.c.id == session_id]
+        types = self._visible_types()
+        if types is not None:
+            conditions.append(table.c.session_type.in_(types))
+        if user_id is not None:
+            conditions.append(table.c.user_id == user_id)
+        return conditions
+
     def _row(self, user_id: str, session_type: str, metadata: Mapping[str, Any] | None, call: str,
              now: _dt.datetime, checked: dict[tuple[Any, Any], tuple[str, str]] | None = None) -> dict[str, Any]:
         key = (user_id, session_type)
@@ -198,17 +221,7 @@ class SessionService(_SharedService):
             except (ValidationError, IsolationError) as exc:
                 # Say which item was bad; the message otherwise stays the single call's.
                 raise type(exc)(str(exc).replace("create_sessions:", f"create_sessions (item {i}):", 1)) from None
-        if not rows:
-            return []
-        by_user: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_user.setdefault(row["user_id"], []).append(row)
-        table = self._table()
-        with self._tx(rows[0]["user_id"]) as conn:
-            for user_id, group in by_user.items():
-                self._act_for(conn, user_id)
-                conn.execute(insert(table), group)
-        return [str(r["id"]) for r in rows]
+        return self._insert_rows(rows)
 
     def get_session(self, session_id: str, user_id: str | None = None) -> Row[Any] | None:
         """Return session ``session_id`` if the caller may see it, else None."""
@@ -216,12 +229,7 @@ class SessionService(_SharedService):
         if user_id is not None:
             check_id(user_id, "user_id", "get_session")
         table = self._table()
-        stmt = select(table).where(table.c.id == session_id)
-        types = self._visible_types()
-        if types is not None:
-            stmt = stmt.where(table.c.session_type.in_(types))
-        if user_id is not None:
-            stmt = stmt.where(table.c.user_id == user_id)
+        stmt = select(table).where(*self._visible_by_id(table, session_id, user_id))
         with self._tx(user_id) as conn:
             return conn.execute(stmt).first()
 
@@ -291,12 +299,7 @@ class SessionService(_SharedService):
         if user_id is not None:
             check_id(user_id, "user_id", call)
         table = self._table()
-        stmt = update(table).where(table.c.id == session_id)
-        types = self._visible_types()
-        if types is not None:
-            stmt = stmt.where(table.c.session_type.in_(types))
-        if user_id is not None:
-            stmt = stmt.where(table.c.user_id == user_id)
+        stmt = update(table).where(*self._visible_by_id(table, session_id, user_id))
         values["updated_at"] = _now()
         with self._tx(user_id) as conn:
             if "metadata_" in values:
@@ -439,16 +442,7 @@ class TrackerService(_SharedService):
                 raise ValidationError(f"track_events: item {i} must be a dict with user_id, event_type, event_data")
             rows.append(self._event_row(e.get("user_id"), e.get("event_type"), e.get("event_data"),
                                         f"track_events (item {i})", now))
-        if not rows:
-            return []
-        by_user: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_user.setdefault(row["user_id"], []).append(row)
-        with self._tx(rows[0]["user_id"]) as conn:
-            for user_id, group in by_user.items():
-                self._act_for(conn, user_id)
-                conn.execute(insert(self._table()), group)
-        return [str(r["id"]) for r in rows]
+        return self._insert_rows(rows)
 
     def get_user_events(self, user_id: str, event_type: str | None = None, limit: int = 100) -> list[Row[Any]]:
         """Return ``user_id``'s events of the calling app (every app's in the platform context), newest first."""
