@@ -246,7 +246,7 @@ def check() -> None:
 
 def _register_extensions(group: click.Group) -> None:
     """Add the kernel's optional command modules and every app's own commands."""
-    for module in ("timber_core.migrations.commands", "timber_core.vectors.commands", "timber_core.db_commands"):
+    for module in ("timber_core.migrations.commands", "timber_core.vectors.commands"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -254,18 +254,12 @@ def _register_extensions(group: click.Group) -> None:
                 continue  # that part of the kernel is not installed
             raise
         mod.register(group)
-    registry = _apps()
-    from .plugins import _call
+    from .plugins import register_app_commands
 
-    pm = _discovered[1] if _discovered else None
-    for app in registry.loaded():
-        if app.plugin is None or pm is None:
-            continue
-        try:
-            _call(pm, app.plugin, "timber_register_commands", cli=group)
-        except Exception as exc:  # one app's bad command must not take the CLI down
-            click.echo(f"warning: app {app.name!r} ({app.distribution}) failed to register its commands: "
-                       f"{type(exc).__name__}: {exc}", err=True)
+    registry = _apps()
+    assert _discovered is not None  # set by _apps()
+    for warning in register_app_commands(registry, _discovered[1], group):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -31,7 +31,7 @@ from .apps import (
 )
 from .context import PLATFORM
 
-__all__ = ["ENTRY_POINT_GROUP", "discover", "DirectApp"]
+__all__ = ["ENTRY_POINT_GROUP", "discover", "register_app_commands", "DirectApp"]
 
 ENTRY_POINT_GROUP = "timber.apps"
 _APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -302,3 +302,20 @@ def _add_direct(direct: DirectApp, apps: list[App], problems: list[Problem]) -> 
             session_types=list(direct.session_types),
         )
     )
+
+
+def register_app_commands(registry: AppRegistry, pm: pluggy.PluginManager, cli: Any) -> list[str]:
+    """Call every loaded app's ``timber_register_commands(cli)``; return a warning per failing app.
+
+    One app's bad command must not take the CLI down: its failure is returned, not raised.
+    """
+    warnings = []
+    for app in registry.loaded():
+        if app.plugin is None:
+            continue
+        try:
+            _call(pm, app.plugin, "timber_register_commands", cli=cli)
+        except Exception as exc:
+            warnings.append(f"app {app.name!r} ({app.distribution}) failed to register its commands: "
+                            f"{type(exc).__name__}: {exc}")
+    return warnings

@@ -263,3 +263,18 @@ def test_apps_list_line_scan_reads_quoted_names_after_other_keys() -> None:
 
     text = "models:\n  - table_name: a  # first\n    name: 'Alpha'\n  - name: \"Beta\"\n    columns:\n      - name: id\n"
     assert _scan_model_names(text) == ["Alpha", "Beta"]
+
+
+def test_apps_add_their_own_commands() -> None:
+    result = run_timber("journal-hello", fixtures=("journal",))
+    assert (result.returncode, result.stdout) == (0, "hello from journal\n")
+
+
+def test_an_app_whose_commands_fail_is_reported_and_the_cli_still_works() -> None:
+    result = run_timber("check", fixtures=("bad_commands",))
+    assert result.returncode == 0
+    assert result.stderr == (
+        "warning: app 'badcmd' (timber-bad-commands) failed to register its commands: "
+        "RuntimeError: commands are unavailable on purpose\n"
+    )
+    assert result.stdout == "timber check: ok (3 apps: badcmd, canopy, grove)\n"
