@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,19 @@ def _isolated_home(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from timber_core.config import TimberConfig
 
     TimberConfig._cache.clear()
+
+
+@pytest.fixture
+def alice(kernel: Any) -> str:
+    """A user created through the shared service, on whatever ``kernel`` the test uses."""
+    from timber_core.services.persistence import user_service
+
+    return user_service.create_user("alice@example.com", "alice")
+
+
+@pytest.fixture
+def bob(kernel: Any) -> str:
+    """A second user, like ``alice``."""
+    from timber_core.services.persistence import user_service
+
+    return user_service.create_user("bob@example.com", "bob")

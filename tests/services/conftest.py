@@ -1,4 +1,4 @@
-"""A fresh kernel per test, on SQLite and (when configured) PostgreSQL, plus two users."""
+"""A fresh kernel per test, on SQLite and (when configured) PostgreSQL (users: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 import timber_core
-from timber_core.services.persistence import user_service
 
 
 def _kernel_for(url: str) -> Any:
@@ -39,13 +38,3 @@ def sqlite_kernel(tmp_path: Any) -> Iterator[Any]:
     k = timber_core.initialize_timber(app_name="canopy", database_url=f"sqlite:///{tmp_path}/timber.db")
     yield k
     k.close()
-
-
-@pytest.fixture
-def alice(kernel: Any) -> str:
-    return user_service.create_user("alice@example.com", "alice")
-
-
-@pytest.fixture
-def bob(kernel: Any) -> str:
-    return user_service.create_user("bob@example.com", "bob")

@@ -44,16 +44,6 @@ def kernel(request: pytest.FixtureRequest, model_env: str, tmp_path: Path) -> It
     k.close()
 
 
-@pytest.fixture
-def alice(kernel: Any) -> str:
-    return user_service.create_user("alice@example.com", "alice")
-
-
-@pytest.fixture
-def bob(kernel: Any) -> str:
-    return user_service.create_user("bob@example.com", "bob")
-
-
 def research(kernel: Any, user: str, symbol: str, notes: str | None) -> str:
     return str(kernel.services["reports"].start_research(user, symbol, notes))
 
