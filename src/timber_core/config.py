@@ -64,6 +64,15 @@ def drain_mode(raw: str) -> str:
     return value
 
 
+def vector_store_kind(raw: str) -> str:
+    """Parse ``sqlite`` or ``edge`` (any case)."""
+    value = raw.strip().lower()
+    if value not in ("sqlite", "edge"):
+        raise ValueError("expected sqlite (the default: one file, safe for many processes) or edge"
+                         " (qdrant-edge HNSW, one process only)")
+    return value
+
+
 def text(raw: str) -> str | None:
     """Return the text, or None when it is empty."""
     return raw.strip() or None
@@ -108,6 +117,8 @@ class TimberConfig:
     ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True, "false: record no index work, search disabled")
     VECTOR_DRAIN = Setting("TIMBER_VECTOR_DRAIN", drain_mode, "inline",
                            "inline: index right after each commit; off: only `timber vectors sync`/`worker`")
+    VECTOR_STORE = Setting("TIMBER_VECTOR_STORE", vector_store_kind, "sqlite",
+                           "embedded store without QDRANT_URL: sqlite (many processes) or edge (one process)")
     ENABLE_GDPR = Setting("ENABLE_GDPR", boolean, False)
     DB_POOL_SIZE = Setting("DB_POOL_SIZE", positive_int, 10, "connections kept per process")
     DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")

@@ -11,6 +11,10 @@ import pytest
 from timber_core.vectors.store import VectorStore
 
 def _opener(kind: str, tmp_path: Path) -> Callable[[], VectorStore]:
+    if kind == "sqlite":
+        from timber_core.vectors.sqlitevec import SqliteVecStore
+
+        return lambda: SqliteVecStore(tmp_path / "sqlitevec")
     if kind == "edge":
         from timber_core.vectors.edge import EdgeStore
 

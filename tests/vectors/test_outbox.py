@@ -361,10 +361,11 @@ def test_nothing_heavy_is_imported_until_something_is_drained_or_searched(tmp_pa
     assert "vectors" in run_timber("--help", env=subprocess_env()).stdout
 
 
-def test_the_embedded_store_is_one_process_s_and_the_error_says_to_use_qdrant_url(
+def test_the_edge_store_is_one_process_s_and_another_process_leaves_the_work_queued(
     model_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TIMBER_VECTOR_DRAIN", "off")
+    monkeypatch.setenv("TIMBER_VECTOR_STORE", "edge")
     url = f"sqlite:///{tmp_path}/timber.db"
     k = start(url)
     alice = user_service.create_user("alice@example.com", "alice")
@@ -375,15 +376,34 @@ def test_the_embedded_store_is_one_process_s_and_the_error_says_to_use_qdrant_ur
         locked = run_timber("vectors", "sync", env=env)
     finally:
         k.close()  # closes the store too: another process may open it now
-    where = Path(os.environ["TIMBER_HOME"]) / "vectors" / "research_sessions"
+    where = Path(os.environ["TIMBER_HOME"]) / "vectors"
     assert (locked.returncode, locked.stdout) == (1, (
         "applied 0, failed 1 (points upserted 0, deleted 0)\n"
-        f"  error: ResearchSession: VectorSearchError: the embedded vector store {where} is already open (in "
-        "another process, or by another EdgeStore in this one). The embedded store (qdrant-edge) belongs to one "
-        "process and one EdgeStore; to share vectors between several processes (app servers, workers), run a "
-        "Qdrant server and set QDRANT_URL\n")), locked.stderr
+        f"  error: ResearchSession: VectorSearchError: the embedded vector store {where} is already open (owned by "
+        f"process {os.getpid()}, in this or another process). The Edge store (TIMBER_VECTOR_STORE=edge) belongs to"
+        " one process and one EdgeStore; to share vectors between several processes (app servers, workers), use the"
+        " default embedded store (TIMBER_VECTOR_STORE=sqlite) or run a Qdrant server and set QDRANT_URL\n")), \
+        locked.stderr
     synced = run_timber("vectors", "sync", env=env)
     assert (synced.returncode, synced.stdout) == (0, "applied 1, failed 0 (points upserted 1, deleted 0)\n")
+
+
+def test_the_default_embedded_store_is_shared_by_processes_while_one_holds_it_open(
+    model_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMBER_VECTOR_DRAIN", "off")
+    url = f"sqlite:///{tmp_path}/timber.db"
+    k = start(url)
+    try:
+        alice = user_service.create_user("alice@example.com", "alice")
+        research(k, alice, APPLE)
+        assert vector_service.search(QUERY, "research_sessions") == []  # this process opens the store
+        synced = run_timber("vectors", "sync", env=subprocess_env(DATABASE_URL=url, TIMBER_APP="grove"))
+        assert (synced.returncode, synced.stdout) == (0, "applied 1, failed 0 (points upserted 1, deleted 0)\n")
+        hits = vector_service.search(QUERY, "research_sessions", {"user_id": alice})
+        assert [h["payload"]["content"] for h in hits] == [APPLE]  # the other process's point, seen at once
+    finally:
+        k.close()
 
 
 def test_on_postgresql_an_app_login_without_the_platform_role_commits_and_a_worker_login_indexes(

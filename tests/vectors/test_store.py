@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,8 @@ import pytest
 from timber_core.errors import ConfigurationError, VectorSearchError
 from timber_core.vectors.store import Hit, Point, VectorStore, qdrant_id
 
-BACKENDS = ["edge", "server-memory", "server-path"]
-REOPENABLE = ["edge", "server-path"]
+BACKENDS = ["sqlite", "edge", "server-memory", "server-path"]
+REOPENABLE = ["sqlite", "edge", "server-path"]
 
 Opener = Callable[[], VectorStore]
 
@@ -150,6 +151,16 @@ class TestBehaviour:
             store.upsert("notes", [Point("9", E1, {"_id": "x"})])
         assert str(reserved.value) == "payload key '_id' is reserved for the point id (point '9')"
 
+    def test_retrieve_returns_stored_payloads_of_existing_ids_only(self, open_store: Opener) -> None:
+        store = filled(open_store)
+        got = store.retrieve("notes", ["1", "3", "missing"])
+        assert got == {"1": POINTS[0].payload, "3": POINTS[2].payload}
+
+    def test_scan_yields_every_point_once(self, open_store: Opener) -> None:
+        store = filled(open_store)
+        store.delete("notes", ["2"])
+        assert sorted(store.scan("notes")) == sorted((p.id, p.payload) for p in POINTS if p.id != "2")
+
     def test_limit_must_be_positive(self, open_store: Opener) -> None:
         store = filled(open_store)
         for bad in (0, -1, "3"):
@@ -206,10 +217,10 @@ def test_edge_store_locked_by_another_process_says_one_process_and_qdrant_url(tm
     finally:
         store.close()
     assert out.stdout.strip() == (
-        f"the embedded vector store {tmp_path / 'vectors' / 'notes'} is already open (in another process, or by"
-        " another EdgeStore in this one). The embedded store (qdrant-edge) belongs to one process and one"
-        " EdgeStore; to share vectors between several processes (app servers, workers), run a Qdrant server"
-        " and set QDRANT_URL"), out.stderr
+        f"the embedded vector store {tmp_path / 'vectors'} is already open (owned by process {os.getpid()}, in this"
+        " or another process). The Edge store (TIMBER_VECTOR_STORE=edge) belongs to one process and one"
+        " EdgeStore; to share vectors between several processes (app servers, workers), use the default"
+        " embedded store (TIMBER_VECTOR_STORE=sqlite) or run a Qdrant server and set QDRANT_URL"), out.stderr
 
 
 def test_edge_store_refuses_foreign_directory(tmp_path: Path) -> None:
@@ -282,15 +293,19 @@ def test_server_store_needs_exactly_one_target() -> None:
     assert str(both.value) == "QdrantServerStore needs exactly one of url, client, location, path; got url, location"
 
 
-def test_open_store_picks_server_for_url_and_edge_otherwise(tmp_path: Path) -> None:
+def test_open_store_picks_server_for_url_sqlite_by_default_and_edge_on_request(tmp_path: Path) -> None:
     from timber_core.vectors.edge import EdgeStore
     from timber_core.vectors.factory import open_store
     from timber_core.vectors.server import QdrantServerStore
+    from timber_core.vectors.sqlitevec import SqliteVecStore
 
     for url in (None, "", "  "):
         store = open_store(url, str(tmp_path / "v"))
-        assert type(store) is EdgeStore and store.root_dir == tmp_path / "v"
+        assert type(store) is SqliteVecStore and store.path == tmp_path / "v" / "index.sqlite3"
         store.close()
+    edge = open_store(None, str(tmp_path / "e"), "edge")
+    assert type(edge) is EdgeStore and edge.root_dir == tmp_path / "e"
+    edge.close()
     server = open_store(" http://127.0.0.1:9 ", str(tmp_path / "v"))
     assert type(server) is QdrantServerStore and server.url == "http://127.0.0.1:9"
     server.close()
@@ -351,5 +366,5 @@ def test_second_edge_store_on_the_same_directory_in_one_process(tmp_path: Path) 
         second = EdgeStore(tmp_path / "v")
         with pytest.raises(VectorSearchError) as err:
             second.count("notes")
-        assert "is already open (in another process, or by another EdgeStore in this one)" in str(err.value)
+        assert f"is already open (owned by process {os.getpid()}, in this or another process)" in str(err.value)
         second.close()

@@ -7,8 +7,9 @@
    context, as the row's user (so PostgreSQL's RLS applies as it would to the app);
 3. a row that exists with non-blank content is embedded (batched, the model's
    Embedder) and upserted; any other (deleted, emptied, invisible) is deleted;
-4. on success the batch's entries of that model are removed; on failure they keep the
-   error, ``attempts + 1`` and ``next_attempt_at`` after an exponential backoff.
+4. what was written is read back from the store and compared (:func:`_verify`);
+5. only then are the batch's entries of that model removed; on any failure they keep
+   the error, ``attempts + 1`` and ``next_attempt_at`` after an exponential backoff.
 
 So applying an entry twice, late or out of order is harmless: the point ends as the
 database row is. :func:`reindex` drops and rebuilds a collection from every row.
@@ -26,6 +27,7 @@ from sqlalchemy import delete, select
 
 from ..apps import KERNEL_APP
 from ..context import PLATFORM, app_context, platform_context, user_context
+from ..errors import VectorSearchError
 from .outbox import IndexedModel, OutboxEntry, fail, fetch, has_text, remove
 from .store import Point
 
@@ -179,6 +181,25 @@ def _write(runtime: VectorRuntime, model: IndexedModel, upserts: Sequence[tuple[
         ])
     if deletes:
         store.delete(model.collection, list(deletes))
+    _verify(runtime, model, upserts, deletes)
+
+
+def _verify(runtime: VectorRuntime, model: IndexedModel, upserts: Sequence[tuple[str, str, Any, str]],
+            deletes: Sequence[str]) -> None:
+    """Read back what was just written; raise VectorSearchError unless the store holds exactly that.
+
+    Outbox entries are removed only after this passes, so work the store did not keep
+    (another process wrote an older state over it, a disk that lied) stays queued.
+    """
+    got = runtime.store.retrieve(model.collection, [u[0] for u in upserts] + list(deletes))
+    wrong = [row_id for row_id, _app, _user, content in upserts
+             if got.get(row_id, {}).get("content") != content]
+    kept = [row_id for row_id in deletes if row_id in got]
+    if wrong or kept:
+        raise VectorSearchError(
+            f"the vector store did not keep what was written to collection {model.collection!r}: "
+            f"{len(wrong)} point(s) missing or different, {len(kept)} deleted point(s) still there"
+            f" (first: {(wrong + kept)[0]}); the work stays in the outbox and is retried")
 
 
 def reindex(runtime: VectorRuntime, names: Sequence[str] | None = None, *, batch_size: int = 512) -> dict[str, int]:

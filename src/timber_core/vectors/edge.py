@@ -5,10 +5,13 @@ Layout: one Edge shard per collection in ``<root_dir>/<collection>/``, next to a
 
 Contracts beyond :class:`~timber_core.vectors.store.VectorStore`:
 
-- One process, and one EdgeStore in it, owns the directory. Edge locks each shard's WAL;
-  a second process (or a second EdgeStore) opening the same shard gets a
-  VectorSearchError saying that several processes need a Qdrant server (``QDRANT_URL``).
-  Keep one EdgeStore per directory per process.
+- One process, and one EdgeStore in it, owns the directory, from its first use until
+  :meth:`close`: an exclusive lock on ``<root_dir>/.owner.lock``, which the OS releases
+  if the process dies. Another process (or a second EdgeStore) gets a VectorSearchError
+  naming the owner's pid before it opens, reads or writes anything, so it can never
+  write back a stale shard (handing a shard between processes loses points: see
+  docs/vectors.md). Several processes need the default store
+  (:class:`~timber_core.vectors.sqlitevec.SqliteVecStore`) or a Qdrant server.
 - Writes go to the WAL before ``upsert``/``delete`` return, so they survive a crash;
   ``close()`` flushes segments too.
 - Edge has no background optimizer. With ``auto_optimize=True`` (the default) every
@@ -22,17 +25,19 @@ Contracts beyond :class:`~timber_core.vectors.store.VectorStore`:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from timber_core.errors import ConfigurationError, VectorSearchError
 from timber_core.vectors.store import (
+    ID_KEY,
     FilterValue,
     Hit,
     Point,
@@ -44,6 +49,7 @@ from timber_core.vectors.store import (
     hit_from,
     payload_for,
     qdrant_id,
+    stored_payload,
     unknown_collection_error,
 )
 
@@ -51,6 +57,8 @@ __all__ = ["EdgeStore", "META_FILE"]
 
 #: File in each collection directory describing it (vector size, indexed fields).
 META_FILE = "timber-collection.json"
+#: Lock file in the root directory held by the owning process (its pid inside).
+OWNER_LOCK = ".owner.lock"
 
 _UPSERT_BATCH = 1024
 
@@ -97,8 +105,37 @@ class EdgeStore(VectorStore):
         self._open: dict[str, _Collection] = {}
         self._lock = threading.RLock()
         self._closed = False
+        self._owner_fd: int | None = None
 
-    # -- helpers -----------------------------------------------------------------
+    # -- helpers
+    def _own(self) -> None:
+        """Take the directory's owner lock (once); raise VectorSearchError naming the owner if held."""
+        if self._owner_fd is not None:
+            return
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        path = self.root_dir / OWNER_LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise VectorSearchError(
+                f"the embedded vector store {self.root_dir} is already open (owned by process {owner}, in this"
+                " or another process). The Edge store (TIMBER_VECTOR_STORE=edge) belongs to one process"
+                " and one EdgeStore; to share vectors between several processes (app servers, workers), use"
+                " the default embedded store (TIMBER_VECTOR_STORE=sqlite) or run a Qdrant server and set"
+                " QDRANT_URL") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        self._owner_fd = fd
+
+    def _release(self) -> None:
+        fd, self._owner_fd = self._owner_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # -- files -----------------------------------------------------------------
     def _dir(self, name: str) -> Path:
         return self.root_dir / check_collection_name(name)
 
@@ -143,6 +180,7 @@ class EdgeStore(VectorStore):
         """The open collection ``name``; raises VectorSearchError if it does not exist."""
         self._check_open()
         check_collection_name(name)
+        self._own()
         coll = self._open.get(name)
         if coll is not None:
             return coll
@@ -178,6 +216,7 @@ class EdgeStore(VectorStore):
         with self._lock:
             self._check_open()
             path = self._dir(name)
+            self._own()
             meta = self._read_meta(name)
             if meta is None:
                 if path.exists() and any(path.iterdir()):
@@ -259,10 +298,36 @@ class EdgeStore(VectorStore):
             coll = self._get(name)
             return int(coll.shard.count(qe.CountRequest(exact=True, filter=self._filter(name, coll, must))))
 
+    def retrieve(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            coll = self._get(name)
+            keys = [str(i) for i in ids]
+            found: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(keys), _UPSERT_BATCH):
+                chunk = [qdrant_id(i) for i in keys[start:start + _UPSERT_BATCH]]
+                for r in coll.shard.retrieve(chunk, True, False):
+                    found[str((r.payload or {}).get(ID_KEY, r.id))] = stored_payload(r.payload)
+            return found
+
+    def scan(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        qe = _edge()
+        with self._lock:
+            coll = self._get(name)
+            records: list[Any] = []
+            offset: Any = None
+            while True:
+                page, offset = coll.shard.scroll(qe.ScrollRequest(offset=offset, limit=_UPSERT_BATCH,
+                                                                  with_payload=True))
+                records.extend(page)
+                if offset is None:
+                    break
+        for r in records:
+            yield str((r.payload or {}).get(ID_KEY, r.id)), stored_payload(r.payload)
+
     def collections(self) -> list[str]:
         if not self.root_dir.is_dir():
             return []
-        return sorted(p.name for p in self.root_dir.iterdir() if (p / META_FILE).is_file())
+        return sorted(p.name for p in self.root_dir.iterdir() if p.is_dir() and (p / META_FILE).is_file())
 
     def drop_collection(self, name: str) -> None:
         with self._lock:
@@ -299,6 +364,7 @@ class EdgeStore(VectorStore):
                 except Exception as exc:  # close the others anyway
                     errors.append(f"{name}: {exc}")
             self._open.clear()
+            self._release()
             if errors:
                 raise VectorSearchError("closing the embedded vector store failed: " + "; ".join(errors))
 

@@ -11,8 +11,8 @@ right after every commit that recorded work, ``off`` leaves it to ``timber vecto
 sync``/``worker``. An inline drain never raises into the committing code: its failures
 stay in the outbox (error, attempts, backoff) and are logged.
 
-Drains are serialized: by a lock in the process and, on PostgreSQL, by a session-level
-advisory lock across processes, so two drains never race to write one point; a drain
+Drains are serialized: by a lock in the process and across processes, by a
+session-level advisory lock on PostgreSQL or a file lock beside the SQLite database, so two drains never race to write one point; a drain
 that waited for another sees every row committed before it started. An inline drain
 waits at most :data:`INLINE_LOCK_WAIT_S` and otherwise leaves its work queued.
 """
@@ -20,6 +20,7 @@ waits at most :data:`INLINE_LOCK_WAIT_S` and otherwise leaves its work queued.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import threading
@@ -46,6 +47,8 @@ log = logging.getLogger("timber.vectors")
 #: How long an inline drain waits for another drain (a worker, a reindex) before leaving its
 #: work in the outbox for that drain, the next commit or the worker.
 INLINE_LOCK_WAIT_S: Final = 5.0
+#: Suffix of the lock file beside a SQLite database that serializes drains across processes.
+DRAIN_LOCK_SUFFIX: Final = ".vector-drain.lock"
 #: Key of the PostgreSQL advisory lock that serializes drains across processes ("timbrvec").
 ADVISORY_LOCK_KEY: Final = 0x74696D6272766563
 
@@ -98,7 +101,8 @@ class VectorRuntime:
                 if self._store is None:
                     from .factory import open_store
 
-                    self._store = open_store(self.config.QDRANT_URL, os.path.join(self.config.TIMBER_HOME, "vectors"))
+                    self._store = open_store(self.config.QDRANT_URL, os.path.join(self.config.TIMBER_HOME, "vectors"),
+                                             self.config.VECTOR_STORE)
         return self._store
 
     def use_store(self, store: VectorStore) -> None:
@@ -144,28 +148,61 @@ class VectorRuntime:
             yield False
             return
         try:
-            if self.kernel.db.dialect != "postgresql":
-                yield True
-                return
-            with platform_context():
-                conn = self.kernel.db.engine.connect()
-                try:
-                    if not self._advisory_lock(conn, deadline):
-                        yield False
-                        return
-                    try:
-                        yield True
-                    finally:
-                        try:
-                            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-                            conn.commit()
-                        except Exception:  # a connection that cannot unlock must not go back to the pool
-                            conn.invalidate()
-                            raise
-                finally:
-                    conn.close()
+            if self.kernel.db.dialect == "postgresql":
+                with self._postgres_lock(deadline) as held:
+                    yield held
+            else:
+                with self._file_lock(deadline) as held:
+                    yield held
         finally:
             self._drain_lock.release()
+
+    @contextlib.contextmanager
+    def _file_lock(self, deadline: float | None) -> Iterator[bool]:
+        """On SQLite: an exclusive lock on ``<database file>.vector-drain.lock`` across processes.
+
+        The OS releases it when the holder dies, so a killed drain never blocks the next.
+        An in-memory database is private to its process: the thread lock is enough.
+        """
+        database = self.kernel.db.url.database
+        if not database or database == ":memory:":
+            yield True
+            return
+        fd = os.open(database + DRAIN_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:  # type: ignore[operator]
+                        yield False
+                        return
+                    time.sleep(0.02)
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def _postgres_lock(self, deadline: float | None) -> Iterator[bool]:
+        """On PostgreSQL: the session-level advisory lock, on a connection of its own."""
+        with platform_context():
+            conn = self.kernel.db.engine.connect()
+            try:
+                if not self._advisory_lock(conn, deadline):
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    try:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                        conn.commit()
+                    except Exception:  # a connection that cannot unlock must not go back to the pool
+                        conn.invalidate()
+                        raise
+            finally:
+                conn.close()
 
     @staticmethod
     def _advisory_lock(conn: Any, deadline: float | None) -> bool:

@@ -14,11 +14,12 @@ or ``path=...``), which speaks the server's API; tests use it. Differences handl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from timber_core.errors import ConfigurationError, VectorSearchError
 from timber_core.vectors.store import (
+    ID_KEY,
     FilterValue,
     Hit,
     Point,
@@ -30,6 +31,7 @@ from timber_core.vectors.store import (
     hit_from,
     payload_for,
     qdrant_id,
+    stored_payload,
     unknown_collection_error,
 )
 
@@ -255,6 +257,30 @@ class QdrantServerStore(VectorStore):
             f"count collection {name!r}", lambda: self._client.count(name, count_filter=flt, exact=True), name
         )
         return int(result.count)
+
+    def retrieve(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self._info(name)
+        keys = [str(i) for i in ids]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), _UPSERT_BATCH):
+            chunk = [qdrant_id(i) for i in keys[start:start + _UPSERT_BATCH]]
+            records = self._call(f"read points of collection {name!r}",
+                                 lambda: self._client.retrieve(name, ids=chunk, with_payload=True), name)
+            for r in records:
+                found[str((r.payload or {}).get(ID_KEY, r.id))] = stored_payload(r.payload)
+        return found
+
+    def scan(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        self._info(name)
+        offset: Any = None
+        while True:
+            records, offset = self._call(
+                f"scroll collection {name!r}",
+                lambda: self._client.scroll(name, limit=_UPSERT_BATCH, offset=offset, with_payload=True), name)
+            for r in records:
+                yield str((r.payload or {}).get(ID_KEY, r.id)), stored_payload(r.payload)
+            if offset is None:
+                return
 
     def collections(self) -> list[str]:
         result = self._call("list collections", lambda: self._client.get_collections())

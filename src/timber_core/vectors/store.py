@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -38,6 +38,7 @@ __all__ = [
     "hit_from",
     "payload_for",
     "qdrant_id",
+    "stored_payload",
     "unknown_collection_error",
 ]
 
@@ -163,6 +164,13 @@ def payload_for(point: Point) -> dict[str, Any]:
     return payload
 
 
+def stored_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stored payload without the internal :data:`ID_KEY`."""
+    data = dict(payload or {})
+    data.pop(ID_KEY, None)
+    return data
+
+
 def hit_from(point_id: Any, score: float, payload: Mapping[str, Any] | None) -> Hit:
     """Build a Hit from a stored point, restoring the caller's id."""
     data = dict(payload or {})
@@ -173,8 +181,8 @@ def hit_from(point_id: Any, score: float, payload: Mapping[str, Any] | None) -> 
 class VectorStore(ABC):
     """A set of named collections of points with cosine similarity search.
 
-    Implementations: :class:`timber_core.vectors.edge.EdgeStore` (embedded, one process)
-    and :class:`timber_core.vectors.server.QdrantServerStore` (qdrant-client).
+    Implementations: :class:`timber_core.vectors.sqlitevec.SqliteVecStore` (embedded, the
+    default, many processes), :class:`timber_core.vectors.edge.EdgeStore` (embedded, one process) and :class:`timber_core.vectors.server.QdrantServerStore` (qdrant-client).
     A store is not safe to share between threads without external locking unless the
     implementation says so.
     """
@@ -207,6 +215,16 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, name: str, must: Mapping[str, FilterValue] | None = None) -> int:
         """Exact number of points matching ``must`` (all points when None)."""
+
+    @abstractmethod
+    def retrieve(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of the points with these caller ids that exist, by id (missing ids absent).
+
+        Reads what the store holds now, durably: the drain verifies its writes with it."""
+
+    @abstractmethod
+    def scan(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every point of ``name`` as (caller id, payload), for comparing a collection with its table."""
 
     @abstractmethod
     def collections(self) -> list[str]:
