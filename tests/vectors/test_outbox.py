@@ -324,12 +324,17 @@ def test_reindex_rebuilds_a_collection_from_the_database_and_status_reports_it(
     assert (rebuilt.returncode, rebuilt.stdout) == (0, "reindexed research_sessions: 2 points\n"), rebuilt.stderr
     status = run_timber("vectors", "status", "--json", env=env)
     report = json.loads(status.stdout)
-    assert [(c["collection"], c["app"], c["model"], c["points"], c["pending"], c["failed"])
+    assert [(c["collection"], c["app"], c["model"], c["rows"], c["points"], c["pending"], c["failed"], c["differs"])
             for c in report["collections"]] == [
-        ("orders", "canopy", "Order", 0, 1, 0), ("research_sessions", "grove", "ResearchSession", 2, 0, 0)]
+        ("orders", "canopy", "Order", 1, 0, 1, 0, True),
+        ("research_sessions", "grove", "ResearchSession", 2, 2, 0, 0, False)]
     assert (report["pending"], report["failed"], report["errors"]) == (1, 0, [])
     text_status = run_timber("vectors", "status", env=env)
-    assert text_status.stdout.splitlines()[-1] == "outbox: 1 pending, 0 failed"
+    assert text_status.stdout.splitlines()[-2:] == [
+        "outbox: 1 pending, 0 failed",
+        "index differs from the database in orders (pending work may close the gap: `timber vectors sync`); compare"
+        " ids and content with `timber vectors verify`, fix with `timber vectors verify --repair`"]
+    assert text_status.stdout.splitlines()[0].endswith("rows 1       points 0       pending 1     failed 0  DIFFERS")
     unknown = run_timber("vectors", "reindex", "--model", "Trade", env=env)
     assert (unknown.returncode, unknown.stderr.splitlines()[-1] + "\n") == (
         1, "Error: NotFoundError: model 'Trade' has no vector search; models with vector search: Order, "
@@ -447,3 +452,64 @@ def test_on_postgresql_an_app_login_without_the_platform_role_commits_and_a_work
     assert outbox(k) == []
     assert indexed_notes(k) == {row: APPLE}
     k.close()
+
+
+def test_verify_names_missing_orphan_and_stale_points_and_repair_makes_the_index_equal(url: str) -> None:
+    k = start(url)
+    alice = user_service.create_user("alice@example.com", "alice")
+    kept, changed, dropped = research(k, alice, APPLE), research(k, alice, GARDEN), research(k, alice, SOUP)
+    assert indexed_notes(k) == db_notes(k)
+    with timber_core.platform_context(), k.db.connection() as conn:  # Core statements: the ORM records nothing
+        conn.execute(text("UPDATE research_sessions SET notes = 'Apple raised its dividend' WHERE id = :i"),
+                     {"i": changed})
+        conn.execute(text("DELETE FROM research_sessions WHERE id = :i"), {"i": dropped})
+        conn.execute(text("INSERT INTO research_sessions (id, user_id, session_type, symbol, notes, created_at, "
+                          "updated_at) VALUES ('r-core', :u, 'research', 'AAPL', 'Inserted behind the ORM', "
+                          "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                     {"u": alice})
+        conn.commit()
+    k.close()
+    env = subprocess_env(DATABASE_URL=url, TIMBER_APP="grove")
+    found = run_timber("vectors", "verify", "--model", "ResearchSession", env=env)
+    assert (found.returncode, found.stdout, found.stderr.splitlines()[-1]) == (
+        1, "research_sessions    rows 3       points 3       1 missing, 1 orphan(s), 1 stale\n",
+        "run `timber vectors verify --repair` to make the index equal the database")
+    detail = json.loads(run_timber("vectors", "verify", "--json", "--model", "ResearchSession", env=env).stdout)
+    assert (detail[0]["missing"], detail[0]["orphans"], detail[0]["stale"]) == (["r-core"], [dropped], [changed])
+    repaired = run_timber("vectors", "verify", "--repair", "--model", "ResearchSession", env=env)
+    assert (repaired.returncode, repaired.stdout.splitlines()[-1]) == (0, "repaired research_sessions"), \
+        repaired.stderr
+    again = run_timber("vectors", "verify", env=env)
+    assert (again.returncode, again.stdout) == (
+        0, "orders               rows 0       points 0       ok\n"
+           "research_sessions    rows 3       points 3       ok\n")
+    k = start(url)
+    assert indexed_notes(k) == db_notes(k) == {kept: APPLE, changed: "Apple raised its dividend",
+                                               "r-core": "Inserted behind the ORM"}
+    k.close()
+
+
+def test_verify_repair_removes_the_points_of_rows_dropped_by_a_downgrade(model_env: str, tmp_path: Path) -> None:
+    from timber_core.vectors.verify import compare, repair
+
+    env = subprocess_env(TIMBER_HOME=os.environ["TIMBER_HOME"], TIMBER_APP="grove")
+    url = f"sqlite:///{os.environ['TIMBER_HOME']}/timber.db"
+    assert run_timber("migrate", env=env).returncode == 0
+    k = start(url)
+    alice = user_service.create_user("alice@example.com", "alice")
+    first, second = research(k, alice, APPLE), research(k, alice, GARDEN)
+    k.close()
+    down = run_timber("downgrade", "--app", "grove", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    k = timber_core.initialize_timber("grove", database_url=url, create_tables=False)  # leave the table dropped
+    try:
+        with timber_core.platform_context():
+            model = k.vectors.model("ResearchSession")
+            drift = compare(k.vectors, model)
+            assert (drift.table_exists, drift.rows, drift.points, drift.missing, drift.orphans, drift.stale) == (
+                False, 0, 2, [], sorted([first, second]), [])
+            repair(k.vectors, drift)
+            after = compare(k.vectors, model)
+            assert (after.clean, after.points) == (True, 0)
+    finally:
+        k.close()

@@ -1,14 +1,15 @@
 """The ``timber vectors`` commands: ``register(cli)`` adds them.
 
 ``timber vectors sync``, ``timber vectors worker [--interval S] [--once]``,
-``timber vectors status [--json]``, ``timber vectors reindex [--model M]``.
+``timber vectors status [--json]``, ``timber vectors verify [--repair] [--model M] [--json]``,
+``timber vectors reindex [--model M]``.
 
 Cheap to import: click only (``timber apps list`` must never import SQLAlchemy, fastembed
 or Qdrant). Each command initializes the kernel itself (app from ``--app``, else
 ``TIMBER_APP``, else the first installed app; database from ``DATABASE_URL``; store from
 ``QDRANT_URL``, else the embedded one under ``TIMBER_HOME``) and works in the platform
-context. The embedded store belongs to one process: run these while no app process has
-it open, or use a Qdrant server (``QDRANT_URL``).
+context. The default embedded store is shared by every process; the Edge store
+(``TIMBER_VECTOR_STORE=edge``) belongs to one process at a time.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def register(cli: click.Group) -> None:
         """Show the vector collections, their point counts, and pending or failed outbox work."""
         from ..context import platform_context
         from .outbox import summary
+        from .verify import count_rows
 
         kernel = _kernel(app)
         runtime = kernel.vectors
@@ -121,6 +123,7 @@ def register(cli: click.Group) -> None:
             with platform_context():
                 with kernel.db.connection() as conn:
                     outbox = summary(conn, runtime.table)
+                rows = {m.collection: count_rows(runtime, m) for m in runtime.models.values()}
                 store_error = None
                 try:
                     existing = set(runtime.store.collections())
@@ -134,11 +137,13 @@ def register(cli: click.Group) -> None:
             kernel.close()
         collections = [
             {"collection": m.collection, "app": m.app, "model": m.name, "content_field": m.content_column,
-             "embedding_model": m.embedding_model, "points": counts.get(m.collection),
+             "embedding_model": m.embedding_model, "rows": rows[m.collection], "points": counts.get(m.collection),
              "pending": outbox["by_model"].get(m.name, {}).get("pending", 0),
              "failed": outbox["by_model"].get(m.name, {}).get("failed", 0)}
             for m in sorted(runtime.models.values(), key=lambda m: m.collection)
         ]
+        for c in collections:  # rows of a dropped table count as none: their points are orphans
+            c["differs"] = c["points"] is not None and (c["rows"] or 0) != c["points"]
         report = {"store": repr(runtime._store) if runtime._store is not None else None,
                   "drain": "inline" if runtime.inline else "off",
                   "store_error": store_error, "collections": collections,
@@ -148,14 +153,67 @@ def register(cli: click.Group) -> None:
             return
         for c in collections:
             points = "?" if c["points"] is None else str(c["points"])
-            click.echo(f"{c['collection']:<20} app {c['app']:<8} model {c['model']:<16} points {points:<7} "
-                       f"pending {c['pending']:<5} failed {c['failed']}")
+            table_rows = "-" if c["rows"] is None else str(c["rows"])
+            click.echo(f"{c['collection']:<20} app {c['app']:<8} model {c['model']:<16} rows {table_rows:<7} "
+                       f"points {points:<7} pending {c['pending']:<5} failed {c['failed']}"
+                       + ("  DIFFERS" if c["differs"] else ""))
         click.echo(f"outbox: {outbox['pending']} pending, {outbox['failed']} failed")
+        differing = [c["collection"] for c in collections if c["differs"]]
+        if differing:
+            click.echo(f"index differs from the database in {', '.join(differing)}"
+                       + (" (pending work may close the gap: `timber vectors sync`)" if outbox["pending"] else "")
+                       + "; compare ids and content with `timber vectors verify`, fix with"
+                       " `timber vectors verify --repair`")
         if store_error:
             click.echo(f"store unavailable: {store_error}", err=True)
         for e in outbox["errors"]:
             click.echo(f"  {e['model']} {e['row_id']} ({e['op']}, {e['attempts']} attempts, next "
                        f"{e['next_attempt_at']}): {e['last_error']}")
+
+    @vectors.command("verify")
+    @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
+    @click.option("--model", "models", multiple=True, help="Only this model's collection (repeatable).")
+    @click.option("--repair", is_flag=True, help="Write missing and stale points, delete orphans.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def verify_cmd(app: str | None, models: tuple[str, ...], repair: bool, as_json: bool) -> None:
+        """Compare every collection with its table by id and content; exit 1 while they differ."""
+        from ..context import platform_context
+        from .verify import compare
+        from .verify import repair as repair_drift
+
+        kernel = _kernel(app)
+        runtime = kernel.vectors
+        try:
+            with platform_context():
+                chosen = [runtime.model(n) for n in models] or sorted(runtime.models.values(),
+                                                                       key=lambda m: m.collection)
+                drifts = [compare(runtime, m) for m in chosen]
+                repaired = []
+                if repair:
+                    for drift in drifts:
+                        if not drift.clean:
+                            repair_drift(runtime, drift)
+                            repaired.append(drift.collection)
+                    after = [compare(runtime, m) for m in chosen]
+        except Exception as exc:
+            raise _fail(exc) from None
+        finally:
+            kernel.close()
+        if as_json:
+            click.echo(json.dumps([d.as_dict() for d in drifts], indent=2))
+        else:
+            for d in drifts:
+                state = "ok" if d.clean else (f"{len(d.missing)} missing, {len(d.orphans)} orphan(s), "
+                                              f"{len(d.stale)} stale")
+                table = "" if d.table_exists else " (table not in the database)"
+                click.echo(f"{d.collection:<20} rows {d.rows:<7} points {d.points:<7} {state}{table}")
+            for name in repaired:
+                click.echo(f"repaired {name}")
+        final = after if repair else drifts
+        if any(not d.clean for d in final):
+            if not repair and not as_json:
+                click.echo("run `timber vectors verify --repair` to make the index equal the database", err=True)
+            raise SystemExit(1)
 
     @vectors.command("reindex")
     @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
