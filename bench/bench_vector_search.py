@@ -9,7 +9,8 @@ Usage (from the repository root)::
     data is fine for it; it is the *hard* case for HNSW recall), payload
     ``app`` in 2 apps and ``user_id`` in 10 users. Every query is filtered on
     ``app`` + ``user_id`` as Timber's service does (1/20 of the points match).
-    The embedded store (EdgeStore, qdrant-edge-py, HNSW built by ``optimize()``) and
+    The default embedded store (SqliteVecStore, sqlite-vec, exact), the Edge store
+    (EdgeStore, qdrant-edge-py, HNSW built by ``optimize()``; their queries interleaved) and
     qdrant-client's local mode (``QdrantServerStore(path=tmp)``, brute force in Python)
     get the SAME points and the same queries, through Timber's store interface.
     Local mode is slow at 100k, so it answers only ``--local-queries`` of them; its
@@ -38,6 +39,7 @@ import numpy as np
 from timber_core.vectors.edge import EdgeStore
 from timber_core.vectors.embeddings import Embedder, prepare_offline_model_dir
 from timber_core.vectors.server import QdrantServerStore
+from timber_core.vectors.sqlitevec import SqliteVecStore
 from timber_core.vectors.store import Point, VectorStore
 
 DIM = 384
@@ -108,10 +110,23 @@ def latency(n: int, n_queries: int, local_queries: int, tmp: Path) -> dict[str, 
     edge = EdgeStore(edge_dir)
     edge.count("notes")
     row["edge_reopen_s"] = time.perf_counter() - t
+    sqlite = SqliteVecStore(tmp / f"sqlite-{n}")
+    t = time.perf_counter()
+    load(sqlite, x)
+    row["sqlite_load_s"] = time.perf_counter() - t
     timed_queries(edge, queries[:5], filters[:5])  # warm-up
-    edge_times, edge_ids = timed_queries(edge, queries, filters)
+    timed_queries(sqlite, queries[:5], filters[:5])
+    # Interleaved, one query each in turn, so both see the same moments of a noisy machine.
+    edge_times, edge_ids, sqlite_times, sqlite_ids = [], [], [], []
+    for i in range(n_queries):
+        for store, times, found in ((edge, edge_times, edge_ids), (sqlite, sqlite_times, sqlite_ids)):
+            spent, ids = timed_queries(store, queries[i:i + 1], filters[i:i + 1])
+            times.extend(spent)
+            found.extend(ids)
     edge.close()
-    log(f"{n}: edge load {row['edge_load_s']:.1f}s optimize {row['edge_optimize_s']:.1f}s p50 {ms(edge_times, 50):.2f} ms")
+    sqlite.close()
+    log(f"{n}: edge load {row['edge_load_s']:.1f}s optimize {row['edge_optimize_s']:.1f}s p50 {ms(edge_times, 50):.2f} ms;"
+        f" sqlite-vec load {row['sqlite_load_s']:.1f}s p50 {ms(sqlite_times, 50):.2f} ms")
 
     local = QdrantServerStore(path=str(tmp / f"local-{n}"))
     t = time.perf_counter()
@@ -127,6 +142,8 @@ def latency(n: int, n_queries: int, local_queries: int, tmp: Path) -> dict[str, 
         local_p50=ms(local_times, 50), local_p95=ms(local_times, 95), local_queries=k,
         ratio_p50=ms(local_times, 50) / ms(edge_times, 50),
         recall_random=recall(edge_ids[:k], local_ids),
+        sqlite_p50=ms(sqlite_times, 50), sqlite_p95=ms(sqlite_times, 95),
+        recall_sqlite=recall(sqlite_ids[:k], local_ids),
     )
     return row
 
@@ -210,18 +227,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print("### Filtered search latency (top 10, filter app + user_id, 1/20 of points match)\n")
-    print("| points | EdgeStore p50 | EdgeStore p95 | local mode p50 | local mode p95 | local / edge (p50) |"
-          " EdgeStore recall@10 vs exact (random vectors) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| points | SqliteVecStore (default) p50 | p95 | EdgeStore p50 | p95 | local mode p50 | p95 |"
+          " sqlite-vec / edge (p50) | recall@10 vs exact: sqlite-vec | EdgeStore |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['points']:,} | {r['edge_p50']:.2f} ms | {r['edge_p95']:.2f} ms | {r['local_p50']:.1f} ms |"
-              f" {r['local_p95']:.1f} ms | {r['ratio_p50']:,.0f}x | {r['recall_random']:.3f} |")
-    print(f"\nEdgeStore: {args.queries} queries per size; local mode: the first {rows[0]['local_queries']} of them.\n")
+        print(f"| {r['points']:,} | {r['sqlite_p50']:.2f} ms | {r['sqlite_p95']:.2f} ms | {r['edge_p50']:.2f} ms |"
+              f" {r['edge_p95']:.2f} ms | {r['local_p50']:.1f} ms | {r['local_p95']:.1f} ms |"
+              f" {r['sqlite_p50'] / r['edge_p50']:.2f}x | {r['recall_sqlite']:.3f} | {r['recall_random']:.3f} |")
+    print(f"\nSqliteVecStore and EdgeStore: {args.queries} queries per size, interleaved; local mode (exact, the"
+          f" recall reference): the first {rows[0]['local_queries']} of them.\n")
     print("### Loading (through the store interface, batches of 2,000)\n")
-    print("| points | EdgeStore upsert | EdgeStore optimize (HNSW build) | EdgeStore reopen | local mode upsert |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| points | SqliteVecStore upsert | EdgeStore upsert | EdgeStore optimize (HNSW build) | EdgeStore reopen |"
+          " local mode upsert |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['points']:,} | {r['edge_load_s']:.1f} s | {r['edge_optimize_s']:.1f} s |"
+        print(f"| {r['points']:,} | {r['sqlite_load_s']:.1f} s | {r['edge_load_s']:.1f} s | {r['edge_optimize_s']:.1f} s |"
               f" {r['edge_reopen_s']:.2f} s | {r['local_load_s']:.1f} s |")
     print("\n### Recall@10 on real embeddings (EdgeStore HNSW vs exact numpy search)\n")
     print("| sentences | queries | recall@10 unfiltered | recall@10 filtered app + user_id | embedding speed |")

@@ -151,6 +151,10 @@ class TestBehaviour:
             store.upsert("notes", [Point("9", E1, {"_id": "x"})])
         assert str(reserved.value) == "payload key '_id' is reserved for the point id (point '9')"
 
+    def test_search_over_several_users_returns_the_best_limit_overall(self, open_store: Opener) -> None:
+        store = filled(open_store)
+        assert ids(store.search("notes", E1, must={"user_id": ["u1", "u2"]}, limit=2)) == ["3", "1"]
+
     def test_retrieve_returns_stored_payloads_of_existing_ids_only(self, open_store: Opener) -> None:
         store = filled(open_store)
         got = store.retrieve("notes", ["1", "3", "missing"])
