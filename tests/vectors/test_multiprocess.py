@@ -4,7 +4,8 @@ The design document's deployment runs several instances per app. Each round star
 writer processes (Canopy orders and Grove research notes, each with text to index) on
 one embedded home, with the default inline drain or with drains off and one
 ``timber vectors worker``, while ``timber vectors status`` opens the store beside them.
-Afterwards the index must equal the database exactly: same ids, same content, and an
+Both on the embedded SQLite database and on PostgreSQL (where the drains' lock is an
+advisory lock). Afterwards the index must equal the database exactly: same ids, same content, and an
 empty outbox. Rounds repeat on the same home, so a later round also sees the earlier
 rounds' points survive other processes' opens and closes.
 """
@@ -94,11 +95,13 @@ def run_writers(env: dict[str, str], round_no: int) -> None:
         assert out.strip().startswith("done")
 
 
-@pytest.fixture
-def home_env(model_env: str) -> dict[str, str]:
-    """An embedded home migrated once; the environment of its processes."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home_env(request: pytest.FixtureRequest, model_env: str) -> dict[str, str]:
+    """A home (embedded vector store) on a database migrated once; the environment of its processes."""
     env = subprocess_env(TIMBER_HOME=os.environ["TIMBER_HOME"])  # this test's own home (autouse fixture)
-    env.pop("DATABASE_URL", None)
+    os.makedirs(os.environ["TIMBER_HOME"], exist_ok=True)
+    env["DATABASE_URL"] = (f"sqlite:///{os.environ['TIMBER_HOME']}/timber.db" if request.param == "sqlite"
+                           else request.getfixturevalue("scratch_postgres"))
     env.pop("QDRANT_URL", None)
     migrated = run_timber("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
@@ -106,7 +109,7 @@ def home_env(model_env: str) -> dict[str, str]:
 
 
 def check_index_equals_database(env: dict[str, str]) -> None:
-    kernel = start(f"sqlite:///{env['TIMBER_HOME']}/timber.db")
+    kernel = start(env["DATABASE_URL"])
     try:
         assert pending(kernel) == 0
         assert index_points(kernel) == database_rows(kernel)
@@ -118,7 +121,7 @@ def test_inline_drains_of_several_processes_lose_no_point(home_env: dict[str, st
     for round_no in range(ROUNDS):
         run_writers(home_env, round_no)
         check_index_equals_database(home_env)
-    kernel = start(f"sqlite:///{home_env['TIMBER_HOME']}/timber.db")
+    kernel = start(home_env["DATABASE_URL"])
     try:
         assert sum(len(v) for v in database_rows(kernel).values()) == ROUNDS * WRITERS * WRITES
     finally:
