@@ -14,7 +14,9 @@ stay in the outbox (error, attempts, backoff) and are logged.
 Drains are serialized: by a lock in the process and across processes, by a
 session-level advisory lock on PostgreSQL or a file lock beside the SQLite database, so two drains never race to write one point; a drain
 that waited for another sees every row committed before it started. An inline drain
-waits at most :data:`INLINE_LOCK_WAIT_S` and otherwise leaves its work queued.
+waits at most :data:`INLINE_LOCK_WAIT_S`; then its work stays queued and one background
+thread of the process retries it when the other drain ends (``close()`` waits for that at
+most :data:`CLOSE_RETRY_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ log = logging.getLogger("timber.vectors")
 #: How long an inline drain waits for another drain (a worker, a reindex) before leaving its
 #: work in the outbox for that drain, the next commit or the worker.
 INLINE_LOCK_WAIT_S: Final = 5.0
+#: How long ``close()`` lets a background retry of a busy inline drain finish.
+CLOSE_RETRY_WAIT_S: Final = 30.0
 #: Suffix of the lock file beside a SQLite database that serializes drains across processes.
 DRAIN_LOCK_SUFFIX: Final = ".vector-drain.lock"
 #: Key of the PostgreSQL advisory lock that serializes drains across processes ("timbrvec").
@@ -69,6 +73,9 @@ class VectorRuntime:
         self._embedders: dict[str, Embedder] = {}
         self._ensured: set[str] = set()
         self._closed = False
+        self._retry_lock = threading.Lock()
+        self._retry_models: set[str] = set()
+        self._retry_thread: threading.Thread | None = None
         if self.enabled and self.models:
             Recorder(kernel, self.models, self._after_commit).install(kernel.db.session_factory)
 
@@ -243,13 +250,57 @@ class VectorRuntime:
                         "for the next drain or `timber vectors sync`: %s: %s", type(exc).__name__, exc)
             return
         if result.busy:
-            log.info("timber: another vector index drain is running; this commit's work waits in the outbox")
+            log.info("timber: another vector index drain is running; this process retries when it ends")
+            self._retry_later(models)
         if result.failed:
             log.warning("timber: %d vector index update(s) failed and stay in the outbox (first error: %s); "
                         "retried with backoff, or run `timber vectors sync`", result.failed, result.errors[0])
 
+    def _retry_later(self, models: Sequence[str]) -> None:
+        """Drain ``models`` from a background thread once the other drain lets go.
+
+        An inline drain that found another drain busy leaves its work queued; without this,
+        the last commits of a process could wait for the next commit or the worker. One
+        thread per runtime at most; it ends when nothing is left to retry.
+        """
+        with self._retry_lock:
+            self._retry_models.update(models)
+            if self._retry_thread is None:
+                self._retry_thread = threading.Thread(target=self._retry_loop, name="timber-vector-drain-retry",
+                                                      daemon=True)
+                self._retry_thread.start()
+
+    def _retry_loop(self) -> None:
+        while True:
+            with self._retry_lock:
+                models = sorted(self._retry_models)
+                self._retry_models.clear()
+                if not models or self._closed:
+                    self._retry_thread = None
+                    return
+            try:
+                result = self.drain(due_only=True, models=models, wait=INLINE_LOCK_WAIT_S)
+            except Exception as exc:  # the work stays in the outbox for the next drain
+                log.warning("timber: retrying the vector index drain failed; the work stays in the outbox: %s: %s",
+                            type(exc).__name__, exc)
+                continue
+            if result.busy:
+                with self._retry_lock:
+                    self._retry_models.update(models)
+
+    def flush(self, timeout: float | None = CLOSE_RETRY_WAIT_S) -> bool:
+        """Wait until no background retry is pending (at most ``timeout`` s); True when none is."""
+        thread = self._retry_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._retry_thread is None
+
     def close(self) -> None:
-        """Close the store (if it was opened). Idempotent."""
+        """Let a pending retry drain finish (at most :data:`CLOSE_RETRY_WAIT_S`), then close the store.
+
+        Idempotent. Work a retry could not apply stays in the outbox.
+        """
+        self.flush()
         with self._store_lock:
             self._closed = True
             store, self._store = self._store, None
