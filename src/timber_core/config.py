@@ -124,6 +124,8 @@ class TimberConfig:
     DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")
     DB_POOL_TIMEOUT = Setting("DB_POOL_TIMEOUT", positive_int, 30, "seconds to wait for a connection")
     APP_INSTANCES = Setting("TIMBER_APP_INSTANCES", positive_int, 1, "processes per app, for timber doctor")
+    MIGRATION_LOCK_TIMEOUT = Setting("TIMBER_MIGRATION_LOCK_TIMEOUT", positive_int, 300,
+                                     "seconds to wait for another process's migration of the same database")
     TIMBER_HOME = Setting("TIMBER_HOME", str, ".timber", "directory of the embedded database and vectors")
 
     _cache: ClassVar[dict[type, TimberConfig]] = {}

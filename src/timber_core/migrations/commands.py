@@ -1,6 +1,6 @@
 """The migration commands of the ``timber`` CLI: ``register(cli)`` adds them.
 
-``timber migrate [--app NAME] [--sql]``, ``timber downgrade --app NAME REV``,
+``timber migrate [--app NAME] [--sql] [--drop-unrecorded]``, ``timber downgrade --app NAME REV``,
 ``timber create-migration "message" --app NAME``, ``timber migrations status [--json]``,
 ``timber migrations check``, ``timber doctor``.
 
@@ -8,7 +8,8 @@ Cheap to import: click only. SQLAlchemy and Alembic are imported inside each
 command, so ``timber apps list`` never pays for them. Each command builds its
 kernel with ``initialize_timber`` (app from ``--app`` or ``TIMBER_APP``; database
 from ``DATABASE_URL``) without creating tables or running the startup check,
-since those are what the commands themselves manage.
+since those are what the commands themselves manage. A command that has to wait
+for another process's migration says so once on stderr.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from .._cli_support import fail as _fail
 from .._cli_support import kernel_for_command
 
 __all__ = ["register"]
+
+
+def _say_wait(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _kernel(app: str | None) -> Any:
@@ -39,13 +44,18 @@ def register(cli: click.Group) -> None:
     @cli.command("migrate")
     @click.option("--app", "app", default=None, help="Upgrade only this app's branch (and what it depends on).")
     @click.option("--sql", is_flag=True, help="Print the SQL of an upgrade from an empty database; run nothing.")
-    def migrate(app: str | None, sql: bool) -> None:
+    @click.option("--drop-unrecorded", is_flag=True,
+                  help="First drop the tables an interrupted migration left with no recorded revision "
+                       "(refused if they hold rows).")
+    def migrate(app: str | None, sql: bool, drop_unrecorded: bool) -> None:
         """Upgrade the database to every head (or one app's)."""
         from .runner import upgrade
 
+        if sql and drop_unrecorded:
+            raise click.UsageError("--drop-unrecorded changes the database; it cannot go with --sql")
         kernel = _kernel(app)
         try:
-            out = upgrade(kernel, app, sql=sql)
+            out = upgrade(kernel, app, sql=sql, drop_unrecorded=drop_unrecorded, on_wait=_say_wait)
         except Exception as exc:
             raise _fail(exc) from None
         finally:
@@ -64,7 +74,7 @@ def register(cli: click.Group) -> None:
 
         kernel = _kernel(app)
         try:
-            downgrade(kernel, app, revision)
+            downgrade(kernel, app, revision, on_wait=_say_wait)
         except Exception as exc:
             raise _fail(exc) from None
         finally:

@@ -89,8 +89,13 @@ def startup_check(kernel: Kernel) -> None:
 
 
 def _migrations(kernel: Kernel) -> list[Finding]:
+    from . import unrecorded
     from .runner import status
 
+    with kernel.db.admin_connection() as conn:
+        leftovers = unrecorded.find(kernel, conn)
+    if leftovers:  # a half-applied migration: its pending revisions are not the fix, so say only this
+        return [Finding("error", "migrations", *unrecorded.message_and_fix(kernel, leftovers))]
     found = []
     for st in status(kernel):
         if st.head is None and kernel.models_of(st.app):

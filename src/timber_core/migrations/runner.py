@@ -1,15 +1,21 @@
 """Upgrade, downgrade, status and check of the one graph, for a kernel.
 
-Every function runs on the kernel's engine through
-:meth:`~timber_core.db.DatabaseManager.admin_connection` (no app context: the
-login of ``DATABASE_URL`` itself, which for migrations on PostgreSQL must be a
-superuser or the database owner with CREATEROLE; see docs/isolation.md).
+Every function runs without app context (the login of ``DATABASE_URL`` itself,
+which for migrations on PostgreSQL must be a superuser or the database owner with
+CREATEROLE; see docs/isolation.md). Whatever changes the schema (``upgrade``,
+``downgrade``, ``ensure_schema``) holds the migration lock (:mod:`.lock`: one
+migration at a time per database, across processes), reads the database's state
+only once it holds it, and runs in one transaction (:mod:`.transaction`: a process
+killed halfway leaves the database as it was).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import logging
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from alembic import command
@@ -19,14 +25,34 @@ from alembic.script import ScriptDirectory
 
 from ..apps import KERNEL_APP
 from ..errors import ConfigurationError
-from . import security
+from . import security, unrecorded
 from .autogen import app_head, head_snapshot
 from .config import make_config
+from .lock import migration_lock
+from .transaction import migration_connection
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["upgrade", "downgrade", "status", "check", "AppStatus", "migrated_apps", "current_heads"]
+__all__ = ["upgrade", "downgrade", "status", "check", "AppStatus", "migrated_apps", "current_heads", "ensure_schema"]
+
+log = logging.getLogger("timber.migrations")
+
+#: Told once that this process waits for another one's migration (default: a warning in the log).
+OnWait = Callable[[str], None]
+
+
+def _log_wait(message: str) -> None:
+    log.warning("%s", message)
+
+
+@contextlib.contextmanager
+def _migrating(kernel: Kernel, on_wait: OnWait | None) -> Iterator[Any]:
+    """Hold the migration lock, then yield a connection in the one transaction of the migration."""
+    timeout = kernel.config.MIGRATION_LOCK_TIMEOUT
+    with migration_lock(kernel.db, timeout=timeout, on_wait=on_wait or _log_wait):
+        with migration_connection(kernel.db) as conn:
+            yield conn
 
 
 def migrated_apps(kernel: Kernel) -> list[str]:
@@ -35,25 +61,41 @@ def migrated_apps(kernel: Kernel) -> list[str]:
     return [a.name for a in kernel.apps.loaded() if app_head(script, a.name) is not None]
 
 
-def upgrade(kernel: Kernel, app: str | None = None, *, sql: bool = False) -> str | None:
+def upgrade(
+    kernel: Kernel,
+    app: str | None = None,
+    *,
+    sql: bool = False,
+    drop_unrecorded: bool = False,
+    on_wait: OnWait | None = None,
+) -> str | None:
     """Upgrade to every head, or to ``app``'s head (with what it depends on).
 
     With ``sql=True`` nothing is run: return the SQL of an upgrade from an empty database.
+    Raise ConfigurationError, changing nothing, when the database has tables with no
+    recorded revision (see :mod:`.unrecorded`); with ``drop_unrecorded`` drop them
+    first if they hold no rows. ``on_wait`` is told once if another process is migrating.
     """
     target = "heads" if app is None else f"{_branch(kernel, app)}@head"
     if sql:
         buf = io.StringIO()
         command.upgrade(make_config(kernel, output=buf), target, sql=True)
         return buf.getvalue()
-    with kernel.db.admin_connection() as conn:
+    with _migrating(kernel, on_wait) as conn:
+        leftovers = unrecorded.find(kernel, conn)
+        if leftovers:
+            if not drop_unrecorded:
+                raise ConfigurationError(unrecorded.describe(kernel, leftovers))
+            unrecorded.drop(kernel, conn, leftovers)
         command.upgrade(make_config(kernel, connection=conn), target)
     return None
 
 
-def downgrade(kernel: Kernel, app: str, revision: str) -> None:
+def downgrade(kernel: Kernel, app: str, revision: str, *, on_wait: OnWait | None = None) -> None:
     """Downgrade ``app``'s branch to ``revision`` (a revision id, ``base`` or ``-N``).
 
     Raise ConfigurationError for a revision that is not on the app's branch.
+    ``on_wait`` is told once if another process is migrating.
     """
     branch = _branch(kernel, app)
     if revision == "base" or revision.startswith("-"):
@@ -70,7 +112,7 @@ def downgrade(kernel: Kernel, app: str, revision: str) -> None:
                 f"see `timber migrations status` for its revisions"
             )
         target = rev.revision
-    with kernel.db.admin_connection() as conn:
+    with _migrating(kernel, on_wait) as conn:
         command.downgrade(make_config(kernel, connection=conn), target)
 
 
@@ -124,8 +166,13 @@ def check(kernel: Kernel) -> list[str]:
 
     Compares the tables of every loaded app with the database, each app's roles and
     policies with its head revision's snapshot, and lists pending revisions and apps
-    without any revision.
+    without any revision. Tables with no recorded revision (a half-applied migration)
+    are the one problem reported then: every other difference follows from them.
     """
+    with kernel.db.admin_connection() as conn:
+        leftovers = unrecorded.find(kernel, conn)
+    if leftovers:
+        return [unrecorded.describe(kernel, leftovers)]
     problems: list[str] = []
     script = ScriptDirectory.from_config(make_config(kernel))
     for st in status(kernel):
@@ -194,6 +241,17 @@ def _describe(change: Any) -> str:
     return kind
 
 
+def _complete(kernel: Kernel) -> bool:
+    """Whether the database records every head of the graph and has every table of the registry."""
+    from sqlalchemy import inspect
+
+    script = ScriptDirectory.from_config(make_config(kernel))
+    with kernel.db.admin_connection() as conn:
+        heads = set(MigrationContext.configure(conn).get_current_heads())
+        existing = set(inspect(conn).get_table_names())
+    return heads == set(script.get_heads()) and set(kernel.metadata.tables) <= existing
+
+
 def ensure_schema(kernel: Kernel) -> None:
     """Bring the database to every head, then create the tables of apps that have no revision.
 
@@ -203,15 +261,22 @@ def ensure_schema(kernel: Kernel) -> None:
     directory or revision (e.g. an app given only ``model_config_dirs``) get
     ``create_all`` for their own tables. A database that already has Timber's tables
     but no ``alembic_version`` (made before migrations existed) is left to
-    ``create_all`` too, with a warning, rather than failing on existing tables.
-    """
-    import logging
+    ``create_all`` too, with a warning, rather than failing on existing tables. Any
+    other table without its app's revision recorded raises ConfigurationError with the
+    fix (see :mod:`.unrecorded`).
 
+    Several processes starting at once on a new database is safe: they take turns
+    under the migration lock, and each reads the database only once it holds it, so
+    the later ones find the work done. A waiting process logs a warning once. A
+    database already at every head with every table (the usual start) is only read:
+    no lock, no write transaction.
+    """
     from sqlalchemy import inspect
 
-    log = logging.getLogger("timber.migrations")
+    if _complete(kernel):
+        return
     migrated = set(migrated_apps(kernel))
-    with kernel.db.admin_connection() as conn:
+    with _migrating(kernel, None) as conn:
         existing = set(inspect(conn).get_table_names())
         heads = MigrationContext.configure(conn).get_current_heads()
         legacy = not heads and any(
@@ -224,6 +289,9 @@ def ensure_schema(kernel: Kernel) -> None:
                 kernel.db.display_url,
             )
         elif migrated:
+            leftovers = unrecorded.find(kernel, conn)
+            if leftovers:  # an app's tables without its revision: upgrading would fail on them
+                raise ConfigurationError(unrecorded.describe(kernel, leftovers))
             command.upgrade(make_config(kernel, connection=conn), "heads")
         rest = [
             kernel.metadata.tables[m.table_name]
