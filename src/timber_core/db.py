@@ -19,13 +19,22 @@ The login of ``DATABASE_URL`` must be a member of the app roles it switches to
 (``GRANT timber_canopy TO canopy_web``); it should itself be NOINHERIT and own
 nothing. Session-level ``SET``/``SET ROLE`` is never used: it would outlive the
 transaction and follow the connection to its next checkout.
+
+``session_scope()`` is the unit of work, re-entrant per context (a contextvar): a
+``session_scope()`` or ``connection()`` entered inside one, on the same database, thread,
+app and user, joins it (same session, same transaction) and does not commit; only the
+outermost scope commits or rolls back. Under another app or user it is refused
+(IsolationError): a transaction's role and RLS user are set once, when it begins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +43,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .context import current_app, current_user
-from .errors import ConfigurationError, NotInitializedError
+from .errors import ConfigurationError, IsolationError, NotInitializedError, TimberError
 from .migrations.roles import context_role
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,6 +160,49 @@ def _send_context(driver: Any, role: str, app: str, user: str) -> None:
         raise psycopg.OperationalError(message.removeprefix("ERROR:").strip())
 
 
+@dataclasses.dataclass(eq=False)
+class _Unit:
+    """The unit of work a ``session_scope()`` opened: its session and the context it runs in."""
+
+    db: DatabaseManager
+    session: Session
+    app: str | None
+    user: str | None
+    thread: int
+    failed: BaseException | None = None
+
+
+#: The unit of work open in this context (thread, asyncio task), if any.
+_unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("timber_unit_of_work", default=None)
+
+
+def _context() -> tuple[str | None, str | None]:
+    """The caller's (app, user); app None before any kernel or app context exists."""
+    try:
+        app: str | None = current_app()
+    except NotInitializedError:
+        app = None
+    return app, current_user()
+
+
+def _describe(exc: BaseException) -> str:
+    """``"RuntimeError: first line of the message"`` (just the class without a message)."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _joined(unit: _Unit) -> Iterator[None]:
+    """Run a nested scope in ``unit``: flush its writes when it ends; an error leaving it dooms the unit."""
+    try:
+        yield
+        unit.session.flush()
+    except BaseException as exc:
+        if unit.failed is None:
+            unit.failed = exc
+        raise
+
+
 class DatabaseManager:
     """One engine and one session factory; ``session_scope()`` is the unit of work."""
 
@@ -191,20 +243,96 @@ class DatabaseManager:
 
     @contextlib.contextmanager
     def session_scope(self) -> Iterator[Session]:
-        """Yield an ORM session in the current app context; commit on success, roll back on error."""
+        """Yield the ORM session of the current unit of work; the outermost scope commits or rolls back.
+
+        Outside any scope this opens a unit of work: a new session, committed when the
+        block ends, rolled back if it raises. Inside one (same database, same thread, same
+        app and user), it yields the outer scope's session and neither commits nor rolls
+        back: its writes are flushed when it ends, and an error leaving it makes the whole
+        unit roll back. Raise IsolationError when entered under another app or user than
+        the open unit's, TimberError from another thread or once the unit has failed.
+        """
+        unit = self._joinable()
+        if unit is not None:
+            with _joined(unit):
+                yield unit.session
+            return
         session = self.session_factory()
+        app, user = _context()
+        unit = _Unit(self, session, app, user, threading.get_ident())
+        token = _unit.set(unit)
+        open_ = True
+
+        def leave() -> None:
+            # Hooks run by the real commit or rollback (the vector outbox's inline drain) must
+            # see no open unit: they open transactions of their own, in other contexts.
+            nonlocal open_
+            if open_:
+                open_ = False
+                _unit.reset(token)
+
         try:
             yield session
+            leave()
+            if unit.failed is not None:
+                raise TimberError(
+                    f"session_scope(): nothing was committed: a nested scope failed ({_describe(unit.failed)}) "
+                    f"and its error was caught inside the outer scope; let the error propagate, or catch it "
+                    f"outside the outermost session_scope()"
+                ) from unit.failed
             session.commit()
         except BaseException:
+            leave()
             session.rollback()
             raise
         finally:
+            leave()
             session.close()
+
+    def _joinable(self) -> _Unit | None:
+        """Return the open unit of work on this database that the caller may join, None if there is none.
+
+        Raise IsolationError when the caller's app or user differs from the unit's, TimberError
+        when the unit belongs to another thread or has already failed.
+        """
+        unit = _unit.get()
+        if unit is None or unit.db is not self:
+            return None
+        if unit.thread != threading.get_ident():
+            raise TimberError(
+                "session_scope() cannot join a transaction opened in another thread (its context was copied, as "
+                "asyncio.to_thread() does): a Session is not thread-safe; run it after the outer scope ends, or in "
+                "a thread started without that context"
+            )
+        app, user = _context()
+        if (app, user) != (unit.app, unit.user):
+            raise IsolationError(
+                f"session_scope() as app {app!r} (user {user!r}) cannot join the open transaction of app "
+                f"{unit.app!r} (user {unit.user!r}): one transaction has one app and one user; enter "
+                f"app_context()/user_context() before the outermost session_scope(), or run this after it ends"
+            )
+        if unit.failed is not None:
+            raise TimberError(
+                f"session_scope(): cannot join a transaction that is being rolled back: a nested scope failed "
+                f"({_describe(unit.failed)}); let the error propagate, or catch it outside the outermost "
+                f"session_scope()"
+            )
+        return unit
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
-        """Yield a Core connection in a transaction (committed on success) in the current app context."""
+        """Yield a Core connection in a transaction in the current app context.
+
+        Inside a ``session_scope()`` it is the unit of work's connection (the session's
+        pending rows flushed first), committed with the unit; otherwise a transaction of
+        its own, committed when the block ends.
+        """
+        unit = self._joinable()
+        if unit is not None:
+            with _joined(unit):
+                unit.session.flush()
+                yield unit.session.connection()
+            return
         with self.engine.begin() as conn:
             yield conn
 

@@ -14,6 +14,15 @@ Reads return SQLAlchemy ``Row`` objects with attribute access by model
 attribute (``s.id``, ``s.session_type``, ``s.metadata_``); writes go through
 SQLAlchemy Core in one transaction per call, multi-row inserts for the bulk
 paths. Bad arguments raise ValidationError before anything is written.
+
+Inside a ``session_scope()`` every call joins the scope's transaction (see
+:meth:`timber_core.db.DatabaseManager.session_scope`) and commits with it, so an app
+service composes them into one operation::
+
+    with user_context(user_id), self.db.session_scope() as session:
+        session_id = session_service.create_session(user_id, "research")
+        session.add(ResearchSession(id=session_id, user_id=user_id))
+        tracker_service.track_event(user_id, "research_session_created")
 """
 
 from __future__ import annotations
@@ -51,6 +60,9 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+_SET_USER = text("SELECT set_config('timber.user_id', :u, true)")
+
+
 class _SharedService(BaseService):
     """A kernel service over one shared table, acting for one user per transaction."""
 
@@ -62,14 +74,17 @@ class _SharedService(BaseService):
     @contextmanager
     def _tx(self, user_id: str | None) -> Iterator[Connection]:
         # The user is published for the database's row-level security (PostgreSQL); without
-        # one, the caller's user_context() stands.
+        # one, the caller's user_context() stands. Inside a session_scope() the connection is
+        # the scope's (same app and user, else IsolationError) and commits with it.
         with user_context(user_id if user_id is not None else current_user()), self.db.connection() as conn:
             yield conn
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> list[str]:
         """Insert checked rows in one transaction, one multi-row insert per user; return their ids.
 
-        On PostgreSQL the transaction's RLS user is switched before each user's rows.
+        Rows of one user are written for that user, like a single-row call. Rows of several
+        users are written in the caller's context, the PostgreSQL RLS user switched before
+        each user's rows and given back afterwards (the transaction may be an outer scope's).
         """
         if not rows:
             return []
@@ -77,16 +92,27 @@ class _SharedService(BaseService):
         for row in rows:
             by_user.setdefault(row["user_id"], []).append(row)
         table = self._table()
-        with self._tx(rows[0]["user_id"]) as conn:
+        if len(by_user) == 1:
+            with self._tx(rows[0]["user_id"]) as conn:
+                conn.execute(insert(table), rows)
+            return [str(r["id"]) for r in rows]
+        with self._tx(None) as conn:
+            postgres = conn.dialect.name == "postgresql"
             for user_id, group in by_user.items():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT set_config('timber.user_id', :u, true)"), {"u": user_id})
+                if postgres:
+                    conn.execute(_SET_USER, {"u": user_id})
                 conn.execute(insert(table), group)
+            if postgres:
+                conn.execute(_SET_USER, {"u": current_user() or ""})
         return [str(r["id"]) for r in rows]
 
 
 class UserService(_SharedService):
-    """Accounts in the shared ``users`` table, open to every app."""
+    """Accounts in the shared ``users`` table, open to every app.
+
+    Its calls run in the caller's user context (``users`` has no per-user row-level
+    security), so they join an open ``session_scope()`` whoever the account is.
+    """
 
     model = "User"
 
@@ -99,23 +125,25 @@ class UserService(_SharedService):
         check_text(username, "username", call, 100)
         users = self._table()
         user_id = _new_id()
-        with self._tx(user_id) as conn:
+        with self._tx(None) as conn:
             taken = conn.execute(
                 select(users.c.email, users.c.username).where(
                     (users.c.email == email) | (users.c.username == username)
                 )
             ).first()
-            if taken is not None:
-                what = f"email {email!r}" if taken.email == email else f"username {username!r}"
-                raise ValidationError(f"{call}: {what} is already taken; use get_user_by_email() to find the user")
-            conn.execute(insert(users), {"id": user_id, "email": email, "username": username})
+            if taken is None:
+                conn.execute(insert(users), {"id": user_id, "email": email, "username": username})
+        if taken is not None:
+            # Raised after the block, which wrote nothing: an enclosing scope stays usable.
+            what = f"email {email!r}" if taken.email == email else f"username {username!r}"
+            raise ValidationError(f"{call}: {what} is already taken; use get_user_by_email() to find the user")
         return user_id
 
     def get_user(self, user_id: str) -> Row[Any] | None:
         """Return the user ``user_id``, or None."""
         check_id(user_id, "user_id", "get_user")
         users = self._table()
-        with self._tx(user_id) as conn:
+        with self._tx(None) as conn:
             return conn.execute(select(users).where(users.c.id == user_id)).first()
 
     def get_user_by_email(self, email: str) -> Row[Any] | None:

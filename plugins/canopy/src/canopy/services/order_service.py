@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from timber_core.context import user_context
 from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
@@ -19,14 +20,17 @@ class OrderService(BaseService):
     """Canopy-specific order management. Runs in Canopy's context (another app gets IsolationError)."""
 
     def start_trading_session(self, user_id: str, strategy: str, paper: bool = False) -> str:
-        """Create a shared ``trading`` (or ``paper_trading``) session and Canopy's own record of it."""
+        """Create a shared ``trading`` (or ``paper_trading``) session, Canopy's own record of it and an event.
+
+        One transaction: all three are committed together, or none is.
+        """
         session_type = "paper_trading" if paper else "trading"
-        session_id = session_service.create_session(user_id, session_type, {"strategy": strategy})
         TradingSession = self._get_model("TradingSession")
-        with self.db.session_scope() as session:
+        with user_context(user_id), self.db.session_scope() as session:
+            session_id = session_service.create_session(user_id, session_type, {"strategy": strategy})
             session.add(TradingSession(id=session_id, user_id=user_id, session_type=session_type,
                                        strategy=strategy, metadata_={"app": "canopy"}))
-        tracker_service.track_event(user_id, "trading_session_created", {"session_id": session_id})
+            tracker_service.track_event(user_id, "trading_session_created", {"session_id": session_id})
         return session_id
 
     def create_order(self, user_id: str, symbol: str, order_type: str, quantity: int, price: float | Decimal | None,
@@ -54,17 +58,20 @@ class OrderService(BaseService):
             return str(order.id)
 
     def fill_order(self, order_id: str, user_id: str) -> bool:
-        """Mark the user's order filled and notify them; return False if there is no such pending order."""
+        """Mark the user's order filled and notify them; return False if there is no such pending order.
+
+        One transaction: the order is filled only if the notification is written too.
+        """
         Order = self._get_model("Order")
-        with self.db.session_scope() as session:
+        with user_context(user_id), self.db.session_scope() as session:
             order = session.query(Order).filter_by(id=order_id, user_id=user_id, status="pending").first()
             if order is None:
                 return False
             order.status = "filled"
-            symbol = order.symbol
-        notification_service.create_notification(
-            user_id, "order_filled", "Order Filled", f"Your {symbol} order has been filled", {"order_id": order_id}
-        )
+            notification_service.create_notification(
+                user_id, "order_filled", "Order Filled", f"Your {order.symbol} order has been filled",
+                {"order_id": order_id},
+            )
         return True
 
     def get_user_orders(self, user_id: str, status: str | None = None) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from timber_core.context import user_context
 from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
@@ -18,12 +19,16 @@ class ReportService(BaseService):
     """Grove-specific research report service. Runs in Grove's context."""
 
     def start_research(self, user_id: str, symbol: str, notes: str | None = None) -> str:
-        """Create a shared ``research`` session and Grove's research record (its notes are searchable)."""
-        session_id = session_service.create_session(user_id, "research", {"symbol": symbol})
+        """Create a shared ``research`` session, Grove's research record (its notes are searchable) and an event.
+
+        One transaction: all three are committed together, or none is.
+        """
         ResearchSession = self._get_model("ResearchSession")
-        with self.db.session_scope() as session:
+        with user_context(user_id), self.db.session_scope() as session:
+            session_id = session_service.create_session(user_id, "research", {"symbol": symbol})
             session.add(ResearchSession(id=session_id, user_id=user_id, symbol=symbol, notes=notes))
-        tracker_service.track_event(user_id, "research_session_created", {"session_id": session_id, "symbol": symbol})
+            tracker_service.track_event(user_id, "research_session_created",
+                                        {"session_id": session_id, "symbol": symbol})
         return session_id
 
     def create_report(self, user_id: str, session_id: str | None, title: str, content: str) -> str:
@@ -40,19 +45,21 @@ class ReportService(BaseService):
             return str(report.id)
 
     def publish_report(self, report_id: str, user_id: str) -> bool:
-        """Publish the user's report, stamp ``published_at`` and notify them; False if there is no such report."""
+        """Publish the user's report, stamp ``published_at`` and notify them; False if there is no such report.
+
+        One transaction: the report is published only if the notification is written too.
+        """
         Report = self._get_model("ResearchReport")
-        with self.db.session_scope() as session:
+        with user_context(user_id), self.db.session_scope() as session:
             report = session.query(Report).filter_by(id=report_id, user_id=user_id).first()
             if report is None:
                 return False
             report.is_published = True
             report.published_at = _dt.datetime.now(_dt.timezone.utc)
-            title = report.title
-        notification_service.create_notification(
-            user_id, "research_complete", "Research Complete", f"Your report {title!r} is published",
-            {"report_id": report_id},
-        )
+            notification_service.create_notification(
+                user_id, "research_complete", "Research Complete", f"Your report {report.title!r} is published",
+                {"report_id": report_id},
+            )
         return True
 
     def get_user_reports(self, user_id: str, published_only: bool = False) -> list[Any]:
