@@ -57,6 +57,7 @@ def _isolated_home(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("TIMBER_APPS", raising=False)
     monkeypatch.delenv("TIMBER_DISABLE_APPS", raising=False)
+    monkeypatch.delenv("TIMBER_DEBUG", raising=False)  # errors and warnings as users see them
     from timber_core.config import TimberConfig
 
     TimberConfig._cache.clear()

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from ._cli_support import report, request_traceback
 from .apps import AppRegistry, KERNEL_APP
 
 __all__ = ["cli", "main"]
@@ -121,6 +122,8 @@ def _model_names(app_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
 
 @click.group()
 @click.version_option(package_name="timber-core", prog_name="timber")
+@click.option("--traceback", is_flag=True, expose_value=False, is_eager=True, callback=request_traceback,
+              help="On an error, print the full traceback before it (also: TIMBER_DEBUG=1).")
 def cli() -> None:
     """Timber: one kernel, many apps, each seeing only its own data."""
 
@@ -263,23 +266,17 @@ def _register_extensions(group: click.Group) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the ``timber`` command line."""
-    from .errors import TimberError
-
-    _register_extensions(cli)
+    """Run the ``timber`` command line; every error ends in one place (``_cli_support.report``)."""
     try:
+        _register_extensions(cli)
         cli.main(args=list(argv) if argv is not None else None, prog_name="timber", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(1)
-    except TimberError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    except Exception as exc:  # one short line naming what failed; the traceback with --traceback
+        sys.exit(report(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover

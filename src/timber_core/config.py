@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode"]
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode",
+           "debug_enabled"]
 
 T = TypeVar("T")
 
@@ -78,6 +79,15 @@ def text(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether ``TIMBER_DEBUG`` asks for full tracebacks (a malformed value counts as off).
+
+    Read on each call, not cached: error reporting must work before (and without) a kernel.
+    """
+    raw = (os.environ if environ is None else environ).get("TIMBER_DEBUG", "")
+    return raw.strip().lower() in _TRUE
+
+
 class Setting(Generic[T]):
     """One environment variable: its name, how to parse it and its default."""
 
@@ -123,6 +133,9 @@ class TimberConfig:
     DB_POOL_SIZE = Setting("DB_POOL_SIZE", positive_int, 10, "connections kept per process")
     DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")
     DB_POOL_TIMEOUT = Setting("DB_POOL_TIMEOUT", positive_int, 30, "seconds to wait for a connection")
+    CONNECT_TIMEOUT = Setting("TIMBER_CONNECT_TIMEOUT", positive_int, 10,
+                              "seconds PostgreSQL may take to accept a new connection (libpq's minimum is 2)")
+    DEBUG = Setting("TIMBER_DEBUG", boolean, False, "full tracebacks in command errors and database warnings")
     APP_INSTANCES = Setting("TIMBER_APP_INSTANCES", positive_int, 1, "processes per app, for timber doctor")
     MIGRATION_LOCK_TIMEOUT = Setting("TIMBER_MIGRATION_LOCK_TIMEOUT", positive_int, 300,
                                      "seconds to wait for another process's migration of the same database")

@@ -25,6 +25,16 @@ transaction and follow the connection to its next checkout.
 app and user, joins it (same session, same transaction) and does not commit; only the
 outermost scope commits or rolls back. Under another app or user it is refused
 (IsolationError): a transaction's role and RLS user are set once, when it begins.
+
+Failures to connect (refused, timed out after ``TIMBER_CONNECT_TIMEOUT`` seconds, login
+or database rejected, an SQLite file that cannot be opened) raise
+:class:`~timber_core.errors.DatabaseUnavailableError`, one line naming the URL (password
+hidden), the host and port or file, and the fix. A connection lost while in use (the
+server restarted, the backend was terminated) raises SQLAlchemy's ``OperationalError`` as
+usual; Timber logs one warning line for it (with the traceback only under
+``TIMBER_DEBUG``) and discards every pooled connection of that generation, so the next
+checkout reconnects instead of failing once per pooled connection. ``pool_pre_ping`` stays
+off: it would cost a round trip on every checkout to save one failure per outage.
 """
 
 from __future__ import annotations
@@ -34,7 +44,10 @@ import contextvars
 import dataclasses
 import logging
 import os
+import re
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +55,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import debug_enabled
 from .context import current_app, current_user
-from .errors import ConfigurationError, IsolationError, NotInitializedError, TimberError
+from .errors import ConfigurationError, DatabaseUnavailableError, IsolationError, NotInitializedError, TimberError
 from .migrations.roles import context_role
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,9 +79,58 @@ log = logging.getLogger("timber.db")
 
 
 def embedded_url(home: str) -> str:
-    """Return the URL of the embedded SQLite database under ``home`` (created if missing)."""
-    os.makedirs(home, exist_ok=True)
-    return f"sqlite:///{os.path.abspath(os.path.join(home, 'timber.db'))}"
+    """Return the URL of the embedded SQLite database under ``home`` (created if missing).
+
+    Raise ConfigurationError naming ``TIMBER_HOME`` when it cannot be created or is read-only.
+    """
+    path = os.path.abspath(home)
+    fix = "point TIMBER_HOME at a writable directory or set DATABASE_URL"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"TIMBER_HOME {path} cannot be created ({exc.strerror or exc}): {fix}") from exc
+    if not os.access(path, os.W_OK):
+        raise ConfigurationError(f"TIMBER_HOME {path} is read-only: {fix}")
+    return f"sqlite:///{os.path.join(path, 'timber.db')}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's reason in one line: ``Connection refused``, ``role "x" does not exist``...
+
+    libpq prefixes it with where it tried (``connection to server at "h", port p failed: ``)
+    and the server with its severity (``FATAL:  ``); hint lines start with a tab.
+    """
+    lines = [line for line in str(exc).splitlines() if line.strip() and not line.startswith("\t")]
+    reason = lines[-1] if lines else type(exc).__name__
+    reason = reason.rpartition(" failed: ")[2] if " failed: " in reason else reason
+    return re.sub(r"^(?:FATAL|ERROR|PANIC):\s+", "", reason.strip()).strip()
+
+
+#: Key in a pooled connection's ``info``: when it was opened (``time.monotonic()``).
+_OPENED = "timber_opened"
+#: Per engine: when a lost connection was last reported.
+_lost_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _stamp_opened(_dbapi_connection: Any, record: Any) -> None:
+    """``connect`` listener: remember when the connection was opened."""
+    record.info[_OPENED] = time.monotonic()
+
+
+def _connection_lost(engine: Any, info: Any, exc: BaseException) -> None:
+    """Log a connection lost in use: one line per outage, the traceback only under TIMBER_DEBUG.
+
+    A connection opened before the last reported loss belongs to that outage (the pool
+    already discards it): it is not reported again.
+    """
+    if info is None or info.get(_OPENED, 0.0) <= _lost_at.get(engine, -1.0):
+        return
+    _lost_at[engine] = time.monotonic()
+    log.warning(
+        "timber: lost the connection to the database %s: %s; the pool's connections are discarded "
+        "and reopened on next use", engine.url.render_as_string(hide_password=True), _reason(exc),
+        exc_info=exc if debug_enabled() else None,
+    )
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -122,6 +185,18 @@ def _set_transaction_context(conn: Any) -> None:
 
         if not isinstance(exc, psycopg.Error):
             raise
+        if conn.dialect.is_disconnect(exc, driver, None):
+            # SQLAlchemy's own disconnect handling does not cover the ``begin`` event: do what
+            # it does (never roll back on the dead connection, which the pool's reset would
+            # otherwise try and log with two tracebacks), and raise what it would raise.
+            import sqlalchemy.exc
+
+            _connection_lost(conn.engine, conn.info, exc)
+            conn.engine.pool._invalidate(conn.connection, exc, _checkin=False)  # the others: reconnect on checkout
+            conn.invalidate(exc)
+            raise sqlalchemy.exc.DBAPIError.instance(
+                CONTEXT_SQL, None, exc, psycopg.Error, connection_invalidated=True, dialect=conn.dialect
+            ) from exc
         driver.rollback()
         login = conn.engine.url.username or "the login of DATABASE_URL"
         raise ConfigurationError(
@@ -214,13 +289,20 @@ class DatabaseManager:
         max_overflow: int = 5,
         pool_timeout: int = 30,
         echo: bool = False,
+        connect_timeout: int = 10,
     ) -> None:
         self.url = normalize_url(url)
         self.kernel: Kernel | None = None
+        #: Seconds a new PostgreSQL connection may take (``connect_timeout`` in the URL wins).
+        self.connect_timeout = connect_timeout
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
+            if "connect_timeout" not in self.url.query:
+                kwargs["connect_args"] = {"connect_timeout": connect_timeout}
         self.engine: Engine = create_engine(self.url, **kwargs)
+        event.listen(self.engine, "handle_error", self._on_error)
+        event.listen(self.engine, "connect", _stamp_opened)
         if self.dialect == "postgresql":
             event.listen(self.engine, "begin", _set_transaction_context)
         if self.dialect == "sqlite":
@@ -240,6 +322,61 @@ class DatabaseManager:
     def display_url(self) -> str:
         """The URL with any password hidden, for logs and messages."""
         return self.url.render_as_string(hide_password=True)
+
+    def _on_error(self, ctx: Any) -> BaseException | None:
+        """``handle_error``: a failed connect becomes DatabaseUnavailableError; a lost connection, one warning."""
+        if ctx.is_pre_ping:
+            return None
+        if ctx.connection is None:  # opening a new connection failed
+            return self.unavailable(ctx.original_exception)
+        if ctx.is_disconnect:
+            try:
+                info = ctx.connection.info
+            except Exception:  # already invalidated: part of a loss already reported
+                info = None
+            _connection_lost(self.engine, info, ctx.original_exception)
+        return None
+
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
+        """Return the DatabaseUnavailableError for ``exc``, raised while opening a connection."""
+        url = self.display_url
+        if self.dialect == "sqlite":
+            path = os.path.abspath(self.url.database or "")
+            directory = os.path.dirname(path)
+            fix = (f"its directory {directory} is not writable: point DATABASE_URL at a writable location"
+                   if os.path.isdir(directory) and not os.access(directory, os.W_OK)
+                   else "check the path in DATABASE_URL")
+            return DatabaseUnavailableError(f"cannot open the SQLite database {path}: {_reason(exc)}; {fix}", url)
+        where = f"{self.url.host}:{self.url.port or 5432}" if self.url.host else "the local PostgreSQL socket"
+        head = f"cannot connect to the database {url}"
+        reason = _reason(exc)
+        lower = str(exc).lower()
+        if "connection refused" in lower:
+            message = f"{where} refused the connection; start PostgreSQL there or point DATABASE_URL at a running server"
+        elif "timeout expired" in lower:
+            if "connect_timeout" in self.url.query:
+                waited, knob = str(self.url.query["connect_timeout"]), "connect_timeout in DATABASE_URL"
+                setting = f"connect_timeout={waited} in DATABASE_URL"
+            else:
+                waited, knob = str(max(self.connect_timeout, 2)), "TIMBER_CONNECT_TIMEOUT"
+                setting = f"TIMBER_CONNECT_TIMEOUT={self.connect_timeout}" + (
+                    ", raised to libpq's minimum of 2" if self.connect_timeout < 2 else "")
+            message = (f"{where} did not answer within {waited} s ({setting}); check that the host and port are "
+                       f"right and reachable, or raise {knob}")
+        elif re.search(r'database ".*" does not exist', reason):
+            message = (f"the server at {where} has no database {self.url.database!r}; create it or fix the "
+                       f"database name in DATABASE_URL")
+        elif "pg_hba.conf" in reason:
+            message = (f"the server at {where} does not accept this login from this host ({reason}); allow it "
+                       f"in the server's pg_hba.conf or fix DATABASE_URL")
+        elif re.search(r'role ".*" does not exist|authentication failed|no password supplied', reason):
+            message = (f"the server at {where} rejected the login {self.url.username!r} ({reason}); fix the user "
+                       f"or password in DATABASE_URL")
+        elif "could not translate host name" in lower:
+            message = f"the host {self.url.host!r} cannot be resolved ({reason}); fix the host in DATABASE_URL"
+        else:
+            message = f"{reason}; check DATABASE_URL and that the server at {where} accepts connections"
+        return DatabaseUnavailableError(f"{head}: {message}", url)
 
     @contextlib.contextmanager
     def session_scope(self) -> Iterator[Session]:

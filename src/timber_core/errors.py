@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "TimberError",
     "ConfigurationError",
+    "DatabaseUnavailableError",
     "NotInitializedError",
     "SchemaError",
     "PluginError",
@@ -25,6 +26,18 @@ class TimberError(Exception):
 
 class ConfigurationError(TimberError):
     """A setting (environment variable, argument, file) is missing or malformed."""
+
+
+class DatabaseUnavailableError(TimberError):
+    """No connection to the database could be opened: refused, timed out, login or database rejected.
+
+    The message names the URL (password hidden), the host and port or file, and the fix.
+    ``url`` holds that display URL.
+    """
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class NotInitializedError(TimberError):

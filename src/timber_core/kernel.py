@@ -28,7 +28,8 @@ __all__ = ["Kernel", "initialize_timber", "get_kernel"]
 
 log = logging.getLogger("timber")
 
-_SETTINGS = ("session_types", "create_tables", "echo", "pool_size", "max_overflow", "pool_timeout", "config")
+_SETTINGS = ("session_types", "create_tables", "echo", "pool_size", "max_overflow", "pool_timeout", "connect_timeout",
+             "config")
 _kernel: Kernel | None = None
 _lock = threading.Lock()
 
@@ -233,13 +234,16 @@ def initialize_timber(
     embedded SQLite file under ``TIMBER_HOME``, ``./.timber`` by default), (4)
     bring the tables to every migration head when ``create_tables`` (default: on
     SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
-    (errors raise ConfigurationError), (5) publish the kernel. Safe to call again:
-    the new kernel replaces the old one, whose connections are closed.
+    (errors raise ConfigurationError; a database that cannot be reached raises
+    DatabaseUnavailableError, one line naming it and the fix), (5) publish the
+    kernel. Safe to call again: the new kernel replaces the old one, whose
+    connections are closed.
 
     ``model_config_dirs`` adds model directories to ``app_name`` (or defines it,
     when no plugin of that name is installed, with the ``session_types`` setting).
     Other settings: ``create_tables`` (default: True on SQLite), ``echo``,
-    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``config`` (a TimberConfig).
+    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (seconds, default
+    ``TIMBER_CONNECT_TIMEOUT``), ``config`` (a TimberConfig).
     """
     global _kernel
     unknown = sorted(set(settings) - set(_SETTINGS))
@@ -277,6 +281,7 @@ def initialize_timber(
         max_overflow=settings.get("max_overflow", config.DB_MAX_OVERFLOW),
         pool_timeout=settings.get("pool_timeout") or config.DB_POOL_TIMEOUT,
         echo=bool(settings.get("echo", False)),
+        connect_timeout=settings.get("connect_timeout") or config.CONNECT_TIMEOUT,
     )
     log.info("timber: app %r connected to %s", app_name, db.display_url)
     kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)
@@ -287,18 +292,18 @@ def initialize_timber(
     create = settings.get("create_tables")
     if create is None:
         create = db.dialect == "sqlite"
-    if create:
-        from .migrations.runner import ensure_schema
+    try:
+        if create:
+            from .migrations.runner import ensure_schema
 
-        ensure_schema(kernel)
-    if db.dialect == "postgresql":
-        from .migrations.doctor import startup_check
+            ensure_schema(kernel)
+        if db.dialect == "postgresql":
+            from .migrations.doctor import startup_check
 
-        try:
             startup_check(kernel)
-        except Exception:
-            kernel.close()
-            raise
+    except BaseException:
+        kernel.close()
+        raise
 
     # Phase 5: publish.
     with _lock:

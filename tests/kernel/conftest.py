@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,3 +42,26 @@ def fresh_kernel() -> Iterator[None]:
         kernel._kernel.close()
     kernel._kernel = None
     context._set_default(None, None)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a read-only tmpfs mount (chmod does not stop root, who runs these tests).
+
+    Not root: skipped, saying why (failed under CI). Root but the mount fails: failed.
+    """
+    path = tmp_path / "read-only"
+    path.mkdir()
+    if os.geteuid() != 0:
+        reason = "a read-only TIMBER_HOME needs a read-only mount, and mounting needs root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: run the tests as root under CI")
+        pytest.skip(reason)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(path)],
+                             capture_output=True, text=True, timeout=30, check=False)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a read-only tmpfs at {path}: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True, timeout=30, check=True)

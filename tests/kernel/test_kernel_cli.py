@@ -211,7 +211,7 @@ def test_models_list_unknown_app_exits_one_naming_the_installed_apps() -> None:
     result = run_timber("models", "list", "--app", "ledger")
     assert result.returncode == 1
     assert result.stderr == (
-        "error: no app named 'ledger' is installed (installed: canopy, grove); install its distribution, "
+        "Error: no app named 'ledger' is installed (installed: canopy, grove); install its distribution, "
         "or check TIMBER_APPS / TIMBER_DISABLE_APPS\n"
     )
 

@@ -19,6 +19,10 @@ def test_defaults_apply_when_nothing_is_set() -> None:
         None, None, None, True, 10, 5)
 
 
+def test_the_connect_timeout_is_ten_seconds_unless_set() -> None:
+    assert (TimberConfig({}).CONNECT_TIMEOUT, TimberConfig({"TIMBER_CONNECT_TIMEOUT": "3"}).CONNECT_TIMEOUT) == (10, 3)
+
+
 def test_values_are_parsed_to_their_types() -> None:
     c = TimberConfig({"DATABASE_URL": "postgresql://x@h/db", "ENABLE_GDPR": "YES", "DB_POOL_SIZE": "20", "DB_MAX_OVERFLOW": "0"})
     assert (c.DATABASE_URL, c.ENABLE_GDPR, c.DB_POOL_SIZE, c.DB_MAX_OVERFLOW) == ("postgresql://x@h/db", True, 20, 0)
@@ -30,6 +34,8 @@ def test_values_are_parsed_to_their_types() -> None:
         ({"ENABLE_ENCRYPTION": "maybe"}, "environment variable ENABLE_ENCRYPTION='maybe' is malformed: expected true or false (also yes/no, on/off, 1/0)"),
         ({"DB_POOL_SIZE": "0"}, "environment variable DB_POOL_SIZE='0' is malformed: expected a whole number of at least 1"),
         ({"DB_MAX_OVERFLOW": "lots"}, "environment variable DB_MAX_OVERFLOW='lots' is malformed: expected a whole number of at least 0"),
+        ({"TIMBER_CONNECT_TIMEOUT": "0"}, "environment variable TIMBER_CONNECT_TIMEOUT='0' is malformed: expected a whole number of at least 1"),
+        ({"TIMBER_DEBUG": "loud"}, "environment variable TIMBER_DEBUG='loud' is malformed: expected true or false (also yes/no, on/off, 1/0)"),
     ],
 )
 def test_malformed_values_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -65,12 +65,16 @@ def register(cli: click.Group) -> None:
         else:
             click.echo(f"migrated {kernel.db.display_url} to {'every head' if app is None else app + '@head'}")
 
-    @cli.command("downgrade")
+    # ignore_unknown_options: a relative revision such as -1 is the argument, not an unknown option.
+    @cli.command("downgrade", context_settings={"ignore_unknown_options": True})
     @click.option("--app", "app", required=True, help="The app whose branch to downgrade.")
     @click.argument("revision")
     def downgrade_cmd(app: str, revision: str) -> None:
         """Downgrade one app's branch to REVISION (an id, `base` or `-1`)."""
         from .runner import downgrade
+
+        if revision.startswith("-") and not revision[1:].isdigit():
+            raise click.UsageError(f"No such option: {revision}")
 
         kernel = _kernel(app)
         try:

@@ -22,7 +22,9 @@ from typing import Any
 
 import click
 
+from .._cli_support import describe as _describe
 from .._cli_support import fail as _fail
+from .._cli_support import logged as _logged
 from .._cli_support import kernel_for_command
 
 __all__ = ["register"]
@@ -91,9 +93,10 @@ def register(cli: click.Group) -> None:
                     try:
                         result = kernel.vectors.drain(due_only=True)
                     except Exception as exc:  # the database itself is unreachable: say so, keep going
-                        click.echo(f"drain failed: {type(exc).__name__}: {exc}", err=True)
                         if once:
                             raise _fail(exc) from None
+                        if not _logged(exc):  # a lost connection: the kernel logged its one line
+                            click.echo(f"drain failed: {_describe(exc)}", err=True)
                     else:
                         total_applied += result.applied
                         total_failed += result.failed
