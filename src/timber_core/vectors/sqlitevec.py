@@ -26,6 +26,7 @@ packages install with ``timber-core[vectors]``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -168,11 +169,12 @@ class SqliteVecStore(VectorStore):
             return VectorSearchError(
                 f"the embedded vector store {self.path} cannot {action}: the disk is full ({space});"
                 " free space there (queued index work is kept and applied once there is room)")
-        readonly = "readonly" in message.lower() or "read-only" in message.lower() or "permission" in message.lower()
+        readonly = (getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM)
+                    or "readonly" in message.lower() or "unable to open database file" in message.lower())
         if readonly:
             return VectorSearchError(
-                f"the embedded vector store {self.path} cannot {action}: the directory is not writable"
-                f" ({message}); point TIMBER_HOME at a writable directory or set QDRANT_URL")
+                f"the embedded vector store {self.path} cannot {action}: {self._existing_parent(self.root_dir)}"
+                " is not writable; point TIMBER_HOME at a writable directory or set QDRANT_URL")
         return VectorSearchError(f"the embedded vector store {self.path} cannot {action}: {message} ({space})")
 
     @staticmethod
