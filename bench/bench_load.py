@@ -68,7 +68,7 @@ def child(app: str, tag: str, ops: int) -> None:
                     ids[kind].append(str(kernel.services["orders"].create_order(
                         user, "AAPL", "limit", 1 + i, 10.0, notes=f"{tag} order {i}: buy into earnings")))
         except Exception as exc:  # counted by kind, never fatal: the audit decides
-            errors[type(exc).__name__] += 1
+            errors[f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"] += 1
         latencies.append(time.perf_counter() - started)
     window[1] = time.time()
     kernel.close()
@@ -132,7 +132,8 @@ def run(label: str, database_url: str | None, procs: int, ops: int, drain: str, 
         out, err = w.communicate()
         if w.returncode != 0 or not out.strip():
             crashed += 1
-            print(f"# writer failed ({w.returncode}): {err.strip().splitlines()[-1:] }", file=sys.stderr)
+            lines = [ln for ln in err.strip().splitlines() if "Error" in ln and "Background" not in ln]
+            print(f"# writer failed ({w.returncode}): {lines[-1:] or err.strip().splitlines()[-1:]}", file=sys.stderr)
             continue
         results.append(json.loads(out.strip().splitlines()[-1]))
     # Operations/s over the span in which operations ran (process start-up excluded).
