@@ -69,6 +69,11 @@ __all__ = ["DatabaseManager", "normalize_url", "embedded_url", "NO_CONTEXT", "CO
 #: such a connection runs as the login role of the URL itself.
 NO_CONTEXT = "timber_no_context"
 
+#: How long a SQLite statement waits for another process's write lock (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option (SQLite): this connection's transactions begin IMMEDIATE (units of work).
+_IMMEDIATE = "timber_sqlite_immediate"
+
 #: The one statement that opens every PostgreSQL transaction in an app or platform context.
 CONTEXT_SQL = (
     "SELECT set_config('role', %s, true), set_config('timber.app', %s, true), "
@@ -156,8 +161,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # SQLite ignores foreign keys unless asked, per connection.
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """``connect`` (SQLite file): WAL journaling, so readers never block the writer (outside any transaction)."""
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _driver_transactions_off(dbapi_connection: Any, _record: Any) -> None:
+    """``connect`` (SQLite): the driver neither opens nor commits transactions; ``_sqlite_begin`` does.
+
+    pysqlite otherwise opens transactions lazily, before the first write, and never
+    before DDL: SQLAlchemy's documented recipe hands that to its ``begin`` event.
+    """
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """``begin`` (SQLite): ``BEGIN IMMEDIATE`` for units of work, plain ``BEGIN`` for admin reads.
+
+    In WAL mode a deferred transaction that has read cannot become a writer once another
+    process has committed: SQLite answers ``database is locked`` at once, without waiting
+    (its snapshot is stale), and Timber's units of work read before they write. Taking
+    the write lock when a unit of work begins (``session_scope()``, ``connection()``)
+    makes every process wait its turn, up to :data:`SQLITE_BUSY_TIMEOUT_MS` (Django's
+    ``transaction_mode="IMMEDIATE"``, Rails 8's default). The price: units of work of
+    several processes run one at a time, so they must stay short, as Timber's are.
+    ``admin_connection()`` (catalog reads) stays deferred and never waits for a writer.
+    """
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
 def _set_transaction_context(conn: Any) -> None:
@@ -301,17 +335,23 @@ class DatabaseManager:
             if "connect_timeout" not in self.url.query:
                 kwargs["connect_args"] = {"connect_timeout": connect_timeout}
         self.engine: Engine = create_engine(self.url, **kwargs)
+        #: The engine units of work run on (on SQLite: transactions that begin IMMEDIATE).
+        self._work_engine: Any = self.engine
         event.listen(self.engine, "handle_error", self._on_error)
         event.listen(self.engine, "connect", _stamp_opened)
         if self.dialect == "postgresql":
             event.listen(self.engine, "begin", _set_transaction_context)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _driver_transactions_off)
+            event.listen(self.engine, "begin", _sqlite_begin)
+            self._work_engine = self.engine.execution_options(**{_IMMEDIATE: True})
             if self.url.database and self.url.database != ":memory:":
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                event.listen(self.engine, "connect", _sqlite_wal)
+                with self.engine.connect():
+                    pass  # the first connection switches the file to WAL (a no-op once it is)
         # expire_on_commit=False: objects returned from a scope stay readable after it.
-        self.session_factory: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.session_factory: sessionmaker[Session] = sessionmaker(self._work_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -470,7 +510,7 @@ class DatabaseManager:
                 unit.session.flush()
                 yield unit.session.connection()
             return
-        with self.engine.begin() as conn:
+        with self._work_engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager

@@ -12,8 +12,9 @@ connection of its own on which the driver's transaction handling is off
 itself (SQLAlchemy's documented recipe for pysqlite), so every statement, DDL
 included, is inside one transaction that commits at the end. ``IMMEDIATE`` takes
 the write lock at once (waiting up to the kernel's busy timeout for a writer), so
-the migration never fails later upgrading a read lock. The kernel's own engine is
-left as it is: the change of transaction behaviour is for migrations only.
+the migration never fails later upgrading a read lock. The kernel's engine uses the
+same recipe (``timber_core.db``); a separate engine keeps the migration's one
+transaction apart from the pool.
 """
 
 from __future__ import annotations
@@ -44,25 +45,16 @@ def migration_connection(db: DatabaseManager) -> Iterator[Any]:
         with db.admin_connection() as conn:
             yield conn
         return
-    from ..db import NO_CONTEXT, _sqlite_pragmas
+    from ..db import _IMMEDIATE, NO_CONTEXT, _driver_transactions_off, _sqlite_begin, _sqlite_pragmas
 
     engine = create_engine(db.url, poolclass=pool.NullPool, echo=db.engine.echo)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "connect", _driver_transactions_off)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", _sqlite_begin)
     try:
         with engine.connect() as conn:
-            conn = conn.execution_options(**{NO_CONTEXT: True})
+            conn = conn.execution_options(**{NO_CONTEXT: True, _IMMEDIATE: True})
             with conn.begin():
                 yield conn
     finally:
         engine.dispose()
-
-
-def _driver_transactions_off(dbapi_connection: Any, _record: Any) -> None:
-    # The driver then neither opens nor commits transactions by itself; _begin_immediate does.
-    dbapi_connection.isolation_level = None
-
-
-def _begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
