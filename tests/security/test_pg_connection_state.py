@@ -44,7 +44,7 @@ def _dirty(db: DatabaseManager) -> int:
     """As Canopy for Alice, leave session-level state behind on the one connection; return its backend pid."""
     with app_context("canopy"), user_context(ALICE), db.connection() as conn:
         conn.exec_driver_sql(TEMP_SESSIONS)
-        conn.exec_driver_sql("INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
+        conn.exec_driver_sql("INSERT INTO pg_temp.sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
                              f"VALUES ('s-temp', '{ALICE}', 'trading', 'canopy', 'active', now(), now())")
         conn.exec_driver_sql("CREATE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS $$ SELECT 'shadowed' $$")
         conn.exec_driver_sql("SET search_path = pg_temp, public")

@@ -190,7 +190,7 @@ def test_setting_timber_app_does_not_let_an_app_queue_outbox_work_as_another(dbs
 def test_setting_timber_app_does_not_let_an_app_send_notifications_as_another(dbs: dict[str, DatabaseManager]) -> None:
     assert refusal(dbs["canopy"], "canopy", ALICE, "SELECT set_config('timber.app', 'grove', true); "
                    "INSERT INTO notifications (id, user_id, app_name, notification_type, title, is_read, created_at, "
-                   "updated_at) VALUES ('n-forged2', :u, 'grove', 'x', 'Hi', false, now(), now())", u=ALICE) == (
+                   f"updated_at) VALUES ('n-forged2', '{ALICE}', 'grove', 'x', 'Hi', false, now(), now())") == (
         "42501", 'new row violates row-level security policy for table "notifications"')
 
 
