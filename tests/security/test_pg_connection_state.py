@@ -91,6 +91,24 @@ def test_a_temp_table_does_not_shadow_a_shared_table_in_raw_sql(one_connection: 
     assert "s-temp" not in rows and "s-alice-canopy" in rows
 
 
+def test_session_level_settings_left_by_app_code_are_reset_for_the_next_transaction(
+    one_connection: DatabaseManager,
+) -> None:
+    with app_context("canopy"), user_context(ALICE), one_connection.connection() as conn:
+        fresh = conn.exec_driver_sql("SELECT current_setting('DateStyle'), current_setting('work_mem')").one()
+        conn.exec_driver_sql("SET row_security = off")
+        conn.exec_driver_sql("SET DateStyle = 'SQL, DMY'")
+        conn.exec_driver_sql("SET work_mem = '1GB'")
+    sessions = SessionService(one_connection)
+    with app_context("canopy"):
+        # row_security = off would make every query on an RLS table fail ("query would be affected by ...").
+        assert [s.id for s in sessions.get_user_sessions(ALICE) if s.id == "s-alice-canopy"] == ["s-alice-canopy"]
+    with app_context("canopy"), user_context(ALICE), one_connection.connection() as conn:
+        got = conn.exec_driver_sql("SELECT current_setting('DateStyle'), current_setting('work_mem'), "
+                                   "current_setting('row_security')").one()
+    assert tuple(got) == (*fresh, "on")
+
+
 # -- locks: bounded by the victim's lock_timeout; statements by statement_timeout -----------------
 
 
