@@ -19,10 +19,11 @@ built from :func:`~timber_core.context.current_app` and
 (``true``), so they end with the transaction: a pooled connection returns to the
 pool as the login role with no app and no user, whatever the previous user did; and
 whatever session-level state app code left on the connection (``SET search_path``,
-``SET timber.user_id``, ``SET lock_timeout = 0``, a temporary table named like a shared
-one), the next transaction sets all of it again: ``pg_temp`` last in the search path
-means unqualified names find ``public``'s tables first (PostgreSQL never looks up
-functions or operators in ``pg_temp``). The timeouts bound what a lock held by another
+``SET timber.user_id``, ``SET row_security = off``, a temporary table named like a shared
+one), the next transaction resets it (``RESET ALL``, sent in the same message as ``BEGIN``
+and the context statement: no extra round trip) and sets the context again. ``pg_temp``
+last in the search path means unqualified names find ``public``'s tables first
+(PostgreSQL never looks up functions or operators in ``pg_temp``). The timeouts bound what a lock held by another
 app's transaction can cost this one: it fails with SQLSTATE 55P03 after
 ``lock_timeout`` instead of hanging (0 turns either timeout off).
 The login of ``DATABASE_URL`` must be a member of the app roles it switches to
@@ -85,7 +86,10 @@ CONTEXT_SQL = (
     "set_config('timber.user_id', %s, true), set_config('search_path', 'public, pg_temp', true), "
     "set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 )
-_BEGIN_CONTEXT = ("BEGIN; " + CONTEXT_SQL).encode()
+#: What an idle connection is sent: BEGIN, RESET ALL (every setting app code may have changed at
+#: session level on this pooled connection back to the login's defaults, for this transaction;
+#: it rolls back with it, but every transaction does it again), then the context.
+_BEGIN_CONTEXT = ("BEGIN; RESET ALL; " + CONTEXT_SQL).encode()
 #: Engine execution option holding (lock_timeout, statement_timeout) in milliseconds, as text.
 _TIMEOUTS = "timber_timeouts"
 
@@ -227,8 +231,8 @@ def _send_context(driver: Any, values: tuple[str, str, str, str, str]) -> None:
     ``values``: the role, app, user, lock timeout and statement timeout of CONTEXT_SQL.
     psycopg would send its implicit ``BEGIN`` and then our statement: two round trips,
     which cost about a quarter of a short service call. On an idle connection we send
-    ``BEGIN; SELECT set_config(...)`` as one simple query instead (values escaped by
-    libpq); psycopg reads the transaction state from libpq, so it sends no second BEGIN
+    ``BEGIN; RESET ALL; SELECT set_config(...)`` as one simple query instead (values escaped
+    by libpq); psycopg reads the transaction state from libpq, so it sends no second BEGIN
     and commits or rolls back as usual. Raise psycopg.Error when the server refuses.
     """
     import psycopg
