@@ -198,3 +198,10 @@ def test_the_test_logins_are_the_noinherit_ones(dbs: dict[str, DatabaseManager])
     rows = run(dbs["platform"], "platform", None, "SELECT rolname, rolinherit FROM pg_roles WHERE rolname = ANY(:n) "
                "ORDER BY 1", n=list(LOGINS.values()))
     assert rows == [(name, False) for name in sorted(LOGINS.values())]
+
+
+def test_the_kernels_database_gets_the_configured_timeouts(dbs: dict[str, DatabaseManager]) -> None:
+    kernel = dbs["canopy"].kernel
+    with app_context("canopy"), kernel.db.connection() as conn:
+        got = conn.execute(text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")).one()
+    assert tuple(got) == (f"{kernel.config.LOCK_TIMEOUT_MS // 1000}s", f"{kernel.config.STATEMENT_TIMEOUT_MS // 1000}s")

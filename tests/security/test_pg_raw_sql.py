@@ -84,10 +84,16 @@ def test_an_app_cannot_lock_other_users_rows(dbs: dict[str, DatabaseManager]) ->
     assert [r[0] for r in rows] == [ALICE]
 
 
-def test_the_platform_still_deletes_users(dbs: dict[str, DatabaseManager]) -> None:
-    run(dbs["platform"], "platform", None, "INSERT INTO users (id, email, username, created_at, updated_at) "
+def test_the_platform_still_deletes_users_cascading_into_every_app(dbs: dict[str, DatabaseManager]) -> None:
+    db = dbs["platform"]
+    run(db, "platform", None, "INSERT INTO users (id, email, username, created_at, updated_at) "
         "VALUES ('gone', 'gone@x', 'gone', now(), now())")
-    assert run(dbs["platform"], "platform", None, "DELETE FROM users WHERE id = 'gone'") == 1
+    run(db, "platform", None, "INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, "
+        "updated_at) VALUES ('s-gone', 'gone', 'research', 'grove', 'active', now(), now())")
+    run(db, "platform", None, "INSERT INTO notifications (id, user_id, app_name, notification_type, title, is_read, "
+        "created_at, updated_at) VALUES ('n-gone', 'gone', 'grove', 'x', 'x', false, now(), now())")
+    assert run(db, "platform", None, "DELETE FROM users WHERE id = 'gone'") == 1
+    assert _count(dbs, "sessions", "user_id = 'gone'") + _count(dbs, "notifications", "user_id = 'gone'") == 0
 
 
 # -- events: each app its own --------------------------------------------------------------------
