@@ -277,3 +277,30 @@ def test_truncating_a_shared_table_is_refused(dbs: dict[str, DatabaseManager]) -
 def test_turning_row_security_off_does_not_bypass_it(dbs: dict[str, DatabaseManager]) -> None:
     assert refusal(dbs["canopy"], "canopy", ALICE, "SET row_security = off; SELECT * FROM sessions") == (
         "42501", 'query would be affected by row-level security policy for table "sessions"')
+
+
+# -- the startup check ----------------------------------------------------------------------------
+
+
+def test_the_startup_check_refuses_a_database_where_rls_on_users_is_off(
+    dbs: dict[str, DatabaseManager], migrated: Any
+) -> None:
+    import timber_core
+    from sqlalchemy import create_engine, text
+
+    from timber_core.errors import ConfigurationError
+
+    engine = create_engine(migrated)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE users NO FORCE ROW LEVEL SECURITY"))
+    try:
+        with pytest.raises(ConfigurationError) as err:
+            timber_core.initialize_timber("canopy", database_url=migrated)
+        assert str(err.value).endswith(
+            "  - error: [rls] row-level security on kernel table 'users' is enabled but not forced, so apps are "
+            "not held to their own rows there. Fix: run `timber migrate` (timber_0003 sets it up; docs/isolation.md)"
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE users FORCE ROW LEVEL SECURITY"))
+        engine.dispose()
