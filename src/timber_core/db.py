@@ -23,9 +23,9 @@ whatever session-level state app code left on the connection (``SET search_path`
 one), the next transaction resets it (``RESET ALL``, sent in the same message as ``BEGIN``
 and the context statement: no extra round trip) and sets the context again. ``pg_temp``
 last in the search path means unqualified names find ``public``'s tables first
-(PostgreSQL never looks up functions or operators in ``pg_temp``). The timeouts bound what a lock held by another
-app's transaction can cost this one: it fails with SQLSTATE 55P03 after
-``lock_timeout`` instead of hanging (0 turns either timeout off).
+(PostgreSQL never looks up functions or operators in ``pg_temp``). The timeouts bound
+what a lock held by another app's transaction can cost this one: it fails with SQLSTATE
+55P03 after ``lock_timeout`` instead of hanging (0 turns either timeout off).
 The login of ``DATABASE_URL`` must be a member of the app roles it switches to
 (``GRANT timber_canopy TO canopy_web``); it should itself be NOINHERIT and own
 nothing. Session-level ``SET``/``SET ROLE`` is never used: it would outlive the
