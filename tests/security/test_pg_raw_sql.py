@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
+import timber_core
 from timber_core import app_context
-from timber_core.context import user_context
 from timber_core.db import DatabaseManager
+from timber_core.errors import ConfigurationError
 from timber_core.migrations.lock import MIGRATION_LOCK_KEY
 from timber_core.services.persistence import NotificationService, TrackerService, UserService
 from timber_core.vectors.runtime import ADVISORY_LOCK_KEY
@@ -285,11 +287,6 @@ def test_turning_row_security_off_does_not_bypass_it(dbs: dict[str, DatabaseMana
 def test_the_startup_check_refuses_a_database_where_rls_on_users_is_off(
     dbs: dict[str, DatabaseManager], migrated: Any
 ) -> None:
-    import timber_core
-    from sqlalchemy import create_engine, text
-
-    from timber_core.errors import ConfigurationError
-
     engine = create_engine(migrated)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE users NO FORCE ROW LEVEL SECURITY"))
