@@ -135,6 +135,10 @@ class TimberConfig:
     DB_POOL_TIMEOUT = Setting("DB_POOL_TIMEOUT", positive_int, 30, "seconds to wait for a connection")
     CONNECT_TIMEOUT = Setting("TIMBER_CONNECT_TIMEOUT", positive_int, 10,
                               "seconds PostgreSQL may take to accept a new connection (libpq's minimum is 2)")
+    LOCK_TIMEOUT_MS = Setting("TIMBER_LOCK_TIMEOUT_MS", non_negative_int, 5000,
+                              "PostgreSQL: a statement waiting longer than this for a lock fails (55P03); 0: wait forever")
+    STATEMENT_TIMEOUT_MS = Setting("TIMBER_STATEMENT_TIMEOUT_MS", non_negative_int, 30000,
+                                   "PostgreSQL: a statement running longer than this is cancelled (57014); 0: no limit")
     DEBUG = Setting("TIMBER_DEBUG", boolean, False, "full tracebacks in command errors and database warnings")
     APP_INSTANCES = Setting("TIMBER_APP_INSTANCES", positive_int, 1, "processes per app, for timber doctor")
     MIGRATION_LOCK_TIMEOUT = Setting("TIMBER_MIGRATION_LOCK_TIMEOUT", positive_int, 300,

@@ -9,12 +9,23 @@ statement, sent from the engine's ``begin`` event::
 
     SELECT set_config('role', 'timber_<app>', true),
            set_config('timber.app', '<app>', true),
-           set_config('timber.user_id', '<user id or empty>', true)
+           set_config('timber.user_id', '<user id or empty>', true),
+           set_config('search_path', 'public, pg_temp', true),
+           set_config('lock_timeout', '<TIMBER_LOCK_TIMEOUT_MS>', true),
+           set_config('statement_timeout', '<TIMBER_STATEMENT_TIMEOUT_MS>', true)
 
 built from :func:`~timber_core.context.current_app` and
-:func:`~timber_core.context.current_user`. All three are transaction-local
+:func:`~timber_core.context.current_user`. All are transaction-local
 (``true``), so they end with the transaction: a pooled connection returns to the
-pool as the login role with no app and no user, whatever the previous user did.
+pool as the login role with no app and no user, whatever the previous user did; and
+whatever session-level state app code left on the connection (``SET search_path``,
+``SET timber.user_id``, ``SET row_security = off``, a temporary table named like a shared
+one), the next transaction resets it (``RESET ALL``, sent in the same message as ``BEGIN``
+and the context statement: no extra round trip) and sets the context again. ``pg_temp``
+last in the search path means unqualified names find ``public``'s tables first
+(PostgreSQL never looks up functions or operators in ``pg_temp``). The timeouts bound
+what a lock held by another app's transaction can cost this one: it fails with SQLSTATE
+55P03 after ``lock_timeout`` instead of hanging (0 turns either timeout off).
 The login of ``DATABASE_URL`` must be a member of the app roles it switches to
 (``GRANT timber_canopy TO canopy_web``); it should itself be NOINHERIT and own
 nothing. Session-level ``SET``/``SET ROLE`` is never used: it would outlive the
@@ -77,8 +88,15 @@ _IMMEDIATE = "timber_sqlite_immediate"
 #: The one statement that opens every PostgreSQL transaction in an app or platform context.
 CONTEXT_SQL = (
     "SELECT set_config('role', %s, true), set_config('timber.app', %s, true), "
-    "set_config('timber.user_id', %s, true)"
+    "set_config('timber.user_id', %s, true), set_config('search_path', 'public, pg_temp', true), "
+    "set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 )
+#: What an idle connection is sent: BEGIN, RESET ALL (every setting app code may have changed at
+#: session level on this pooled connection back to the login's defaults, for this transaction;
+#: it rolls back with it, but every transaction does it again), then the context.
+_BEGIN_CONTEXT = ("BEGIN; RESET ALL; " + CONTEXT_SQL).encode()
+#: Engine execution option holding (lock_timeout, statement_timeout) in milliseconds, as text.
+_TIMEOUTS = "timber_timeouts"
 
 log = logging.getLogger("timber.db")
 
@@ -211,9 +229,10 @@ def _set_transaction_context(conn: Any) -> None:
         ) from None
     role = context_role(app)
     user = current_user()
+    lock_ms, statement_ms = conn.get_execution_options().get(_TIMEOUTS, ("5000", "30000"))
     driver = conn.connection.driver_connection
     try:
-        _send_context(driver, role, app, "" if user is None else str(user))
+        _send_context(driver, (role, app, "" if user is None else str(user), lock_ms, statement_ms))
     except Exception as exc:
         import psycopg
 
@@ -240,13 +259,14 @@ def _set_transaction_context(conn: Any) -> None:
         ) from None
 
 
-def _send_context(driver: Any, role: str, app: str, user: str) -> None:
+def _send_context(driver: Any, values: tuple[str, str, str, str, str]) -> None:
     """Open the transaction and set its context in one round trip.
 
+    ``values``: the role, app, user, lock timeout and statement timeout of CONTEXT_SQL.
     psycopg would send its implicit ``BEGIN`` and then our statement: two round trips,
     which cost about a quarter of a short service call. On an idle connection we send
-    ``BEGIN; SELECT set_config(...)`` as one simple query instead (values escaped by
-    libpq); psycopg reads the transaction state from libpq, so it sends no second BEGIN
+    ``BEGIN; RESET ALL; SELECT set_config(...)`` as one simple query instead (values escaped
+    by libpq); psycopg reads the transaction state from libpq, so it sends no second BEGIN
     and commits or rolls back as usual. Raise psycopg.Error when the server refuses.
     """
     import psycopg
@@ -254,15 +274,11 @@ def _send_context(driver: Any, role: str, app: str, user: str) -> None:
 
     pgconn = driver.pgconn
     if pgconn.transaction_status != pq.TransactionStatus.IDLE or driver.autocommit:
-        driver.execute(CONTEXT_SQL, (role, app, user))
+        driver.execute(CONTEXT_SQL, values)
         return
     esc = pq.Escaping(pgconn)
     enc = driver.info.encoding
-    values = [esc.escape_literal(v.encode(enc)) for v in (role, app, user)]
-    query = (
-        b"BEGIN; SELECT set_config('role', " + values[0] + b", true), set_config('timber.app', "
-        + values[1] + b", true), set_config('timber.user_id', " + values[2] + b", true)"
-    )
+    query = _BEGIN_CONTEXT % tuple(esc.escape_literal(v.encode(enc)) for v in values)
     result = pgconn.exec_(query)
     if result.status != pq.ExecStatus.TUPLES_OK:
         message = (result.error_message or b"").decode(enc, "replace").strip() or f"status {result.status.name}"
@@ -324,6 +340,8 @@ class DatabaseManager:
         pool_timeout: int = 30,
         echo: bool = False,
         connect_timeout: int = 10,
+        lock_timeout_ms: int = 5000,
+        statement_timeout_ms: int = 30000,
     ) -> None:
         self.url = normalize_url(url)
         self.kernel: Kernel | None = None
@@ -331,7 +349,8 @@ class DatabaseManager:
         self.connect_timeout = connect_timeout
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
         if self.dialect == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
+                          execution_options={_TIMEOUTS: (str(lock_timeout_ms), str(statement_timeout_ms))})
             if "connect_timeout" not in self.url.query:
                 kwargs["connect_args"] = {"connect_timeout": connect_timeout}
         self.engine: Engine = create_engine(self.url, **kwargs)

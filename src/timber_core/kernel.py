@@ -282,6 +282,8 @@ def initialize_timber(
         pool_timeout=settings.get("pool_timeout") or config.DB_POOL_TIMEOUT,
         echo=bool(settings.get("echo", False)),
         connect_timeout=settings.get("connect_timeout") or config.CONNECT_TIMEOUT,
+        lock_timeout_ms=config.LOCK_TIMEOUT_MS,
+        statement_timeout_ms=config.STATEMENT_TIMEOUT_MS,
     )
     log.info("timber: app %r connected to %s", app_name, db.display_url)
     kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)

@@ -22,7 +22,7 @@ ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
     "sessions", "timber_vector_outbox", "trading_sessions", "users",
 ]
-HEADS = ["canopy_0002", "grove_0002", "timber_0002"]
+HEADS = ["canopy_0002", "grove_0002", "timber_0003"]
 
 
 def _cli() -> click.Group:

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 import timber_core
 from timber_core.migrations import autogen, commands, doctor, runner
 
-HEADS = {"timber": "timber_0002", "canopy": "canopy_0002", "grove": "grove_0002"}
+HEADS = {"timber": "timber_0003", "canopy": "canopy_0002", "grove": "grove_0002"}
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
     "sessions", "timber_vector_outbox", "trading_sessions", "users",
@@ -169,7 +169,7 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [
-        {"app": "timber", "current": None, "head": "timber_0002", "pending": ["timber_0001", "timber_0002"]},
+        {"app": "timber", "current": None, "head": "timber_0003", "pending": ["timber_0001", "timber_0002", "timber_0003"]},
         {"app": "canopy", "current": None, "head": "canopy_0002", "pending": ["canopy_0001", "canopy_0002"]},
         {"app": "grove", "current": None, "head": "grove_0002", "pending": ["grove_0001", "grove_0002"]},
     ]

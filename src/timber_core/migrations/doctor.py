@@ -152,6 +152,15 @@ def _postgres(kernel: Kernel, conn: Any, instances: int | None) -> list[Finding]
             found.append(Finding("error", "rls", f"row-level security on shared typed table {table!r} is {what}",
                                  f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; ALTER TABLE {table} "
                                  f"FORCE ROW LEVEL SECURITY; (or run `timber migrate`)"))
+    from .security import APPS_INSERT_OWN, GUARDED
+
+    for table in sorted(set(GUARDED) | set(APPS_INSERT_OWN)):
+        row = present.get(table)
+        if row is not None and (not row[2] or not row[3]):
+            what = "not enabled" if not row[2] else "enabled but not forced"
+            found.append(Finding("error", "rls", f"row-level security on kernel table {table!r} is {what}, so "
+                                 f"apps are not held to their own rows there",
+                                 "run `timber migrate` (timber_0003 sets it up; docs/isolation.md)"))
     expected = [OWNER_ROLE, APPS_ROLE, PLATFORM_ROLE] + [app_role(a) for a in migrated]
     for role in expected:
         if role not in roles:

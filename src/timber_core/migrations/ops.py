@@ -30,6 +30,14 @@ __all__ = [
     "drop_policy",
     "restrict_policy_name",
     "apps_insert_own",
+    "apps_own_rows",
+    "user_reads_app_writes",
+    "users_self_update",
+    "unguard",
+    "platform_advisory_locks",
+    "public_advisory_locks",
+    "OWN_APP",
+    "ACTING_USER",
     "PLATFORM_POLICY",
     "APPS_INSERT_POLICY",
     "TABLE_PRIVILEGES",
@@ -42,6 +50,29 @@ PLATFORM_POLICY = "timber_platform_all"
 #: The apps' policy on a table they may only add their own rows to (see :func:`apps_insert_own`).
 APPS_INSERT_POLICY = "timber_apps_insert_own"
 _COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
+
+#: The transaction's app, as a policy expression: derived from the role the transaction runs as
+#: (``timber_<app>``), never from ``timber.app``, which raw SQL can set to anything. A login that
+#: is a member of only its own app's role cannot become another app's role, and role names are
+#: unique, so ``timber_<x>`` is app ``x``'s role or a kernel role (apps named like those cannot
+#: run). Outside a ``timber_`` role it is NULL: no row matches. A scalar subquery, so it is
+#: computed once per statement.
+OWN_APP = "(SELECT substr(current_user, 8) WHERE left(current_user, 7) = 'timber_')"
+#: The transaction's user (``timber.user_id``); NULL when unset or empty, which matches no row.
+ACTING_USER = "(SELECT NULLIF(current_setting('timber.user_id', true), ''))"
+#: The apps' policies on the kernel's guarded tables (see the functions below).
+APPS_OWN_POLICY = "timber_apps_own_app"
+APPS_READ_POLICY = "timber_apps_read"
+APPS_INSERT_OWN_POLICY = "timber_apps_insert_own_app"
+APPS_UPDATE_POLICY = "timber_apps_update_own_user"
+APPS_DELETE_POLICY = "timber_apps_delete_own_app"
+APPS_INSERT_ANY_POLICY = "timber_apps_insert"
+#: The advisory-lock functions apps may not call (a held key stalls the drain or migrations).
+_ADVISORY = (
+    "pg_advisory_lock", "pg_advisory_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared",
+)
 
 
 def _pg() -> bool:
@@ -154,8 +185,8 @@ def apps_insert_own(table: str, column: str) -> None:
 
     ``timber_apps`` keeps INSERT only (SELECT, UPDATE, DELETE revoked); RLS is enabled and
     forced with the platform's policy (:func:`enable_rls`) and a PERMISSIVE ``FOR INSERT`` policy
-    for ``timber_apps`` whose check is ``<column> = the transaction's app``. The platform role
-    keeps every privilege. Used for the vector outbox (docs/vectors.md).
+    for ``timber_apps`` whose check is ``<column> = the transaction's app`` (:data:`OWN_APP`, from
+    the role). The platform role keeps every privilege. Used for the vector outbox (docs/vectors.md).
     """
     if not _pg():
         return
@@ -164,8 +195,118 @@ def apps_insert_own(table: str, column: str) -> None:
     op.execute(f"DROP POLICY IF EXISTS {q(APPS_INSERT_POLICY)} ON {q(table)}")
     op.execute(
         f"CREATE POLICY {q(APPS_INSERT_POLICY)} ON {q(table)} AS PERMISSIVE FOR INSERT TO {q(APPS_ROLE)} "
-        f"WITH CHECK ({q(column)} = (SELECT NULLIF(current_setting('timber.app', true), '')))"
+        f"WITH CHECK ({q(column)} = {OWN_APP})"
     )
+
+
+def _policy(name: str, table: str, command: str, using: str | None, check: str | None) -> None:
+    clauses = (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else "")
+    op.execute(f"DROP POLICY IF EXISTS {q(name)} ON {q(table)}")
+    op.execute(f"CREATE POLICY {q(name)} ON {q(table)} AS PERMISSIVE FOR {command} TO {q(APPS_ROLE)}{clauses}")
+
+
+def apps_own_rows(table: str, column: str) -> None:
+    """RLS on a shared kernel table whose rows each belong to one app: an app reads and writes only its own.
+
+    Enabled and forced, the platform's policy, and ``timber_apps_own_app`` (PERMISSIVE, ALL,
+    ``TO timber_apps``): ``<column> = the transaction's app`` (:data:`OWN_APP`) for USING and
+    WITH CHECK, so an app can neither see, change, delete nor forge another app's rows, nor
+    move its own to another app. Used for ``events``.
+    """
+    if not _pg():
+        return
+    enable_rls(table)
+    _policy(APPS_OWN_POLICY, table, "ALL", f"{q(column)} = {OWN_APP}", f"{q(column)} = {OWN_APP}")
+
+
+def user_reads_app_writes(table: str, app_column: str, user_column: str, updatable: Sequence[str]) -> None:
+    """RLS on a table shared per user across apps (``notifications``).
+
+    * SELECT: the acting user's rows, whichever app wrote them (``<user_column> = timber.user_id``);
+    * INSERT and DELETE: only rows stamped with the transaction's own app (:data:`OWN_APP`);
+    * UPDATE: only the ``updatable`` columns (the read state), of the acting user's rows. No other
+      column can be changed by any app, so a notification's text, app and user are as written.
+    """
+    if not _pg():
+        return
+    op.execute(f"REVOKE UPDATE ON {q(table)} FROM {q(APPS_ROLE)}")
+    op.execute(f"GRANT UPDATE ({', '.join(q(c) for c in updatable)}) ON {q(table)} TO {q(APPS_ROLE)}")
+    enable_rls(table)
+    own_app, own_user = f"{q(app_column)} = {OWN_APP}", f"{q(user_column)} = {ACTING_USER}"
+    _policy(APPS_READ_POLICY, table, "SELECT", own_user, None)
+    _policy(APPS_INSERT_OWN_POLICY, table, "INSERT", None, own_app)
+    _policy(APPS_UPDATE_POLICY, table, "UPDATE", own_user, own_user)
+    _policy(APPS_DELETE_POLICY, table, "DELETE", own_app, None)
+
+
+def users_self_update(table: str, id_column: str, updatable: Sequence[str]) -> None:
+    """RLS on ``users``: apps read every account and create accounts, change only the acting user's, delete none.
+
+    ``timber_apps`` loses DELETE (deleting a user cascades into every app's tables: a platform
+    operation) and keeps UPDATE only on the ``updatable`` columns (never the id), of the row
+    whose ``<id_column>`` is the acting user (``timber.user_id``). Row locks (``FOR UPDATE``,
+    ``FOR SHARE``) need the UPDATE policy too, so an app can lock only that row.
+    """
+    if not _pg():
+        return
+    op.execute(f"REVOKE UPDATE, DELETE ON {q(table)} FROM {q(APPS_ROLE)}")
+    op.execute(f"GRANT UPDATE ({', '.join(q(c) for c in updatable)}) ON {q(table)} TO {q(APPS_ROLE)}")
+    enable_rls(table)
+    own_user = f"{q(id_column)} = {ACTING_USER}"
+    _policy(APPS_READ_POLICY, table, "SELECT", "true", None)
+    _policy(APPS_INSERT_ANY_POLICY, table, "INSERT", None, "true")
+    _policy(APPS_UPDATE_POLICY, table, "UPDATE", own_user, own_user)
+
+
+def unguard(table: str, privileges: str = TABLE_PRIVILEGES) -> None:
+    """Undo :func:`apps_own_rows`, :func:`user_reads_app_writes` or :func:`users_self_update` on ``table``.
+
+    Drops the apps' policies, disables RLS and gives ``timber_apps`` back ``privileges``.
+    """
+    if not _pg():
+        return
+    for name in (APPS_OWN_POLICY, APPS_READ_POLICY, APPS_INSERT_OWN_POLICY, APPS_UPDATE_POLICY, APPS_DELETE_POLICY,
+                 APPS_INSERT_ANY_POLICY):
+        op.execute(f"DROP POLICY IF EXISTS {q(name)} ON {q(table)}")
+    disable_rls(table)
+    op.execute(f"REVOKE UPDATE ON {q(table)} FROM {q(APPS_ROLE)}")  # and its column grants
+    op.execute(f"GRANT {privileges} ON {q(table)} TO {q(APPS_ROLE)}")
+
+
+def _advisory(sql: str) -> None:
+    names = ", ".join(lit(n) for n in _ADVISORY)
+    op.execute(
+        f"""DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname IN ({names}) LOOP
+    {sql}
+  END LOOP;
+END $$"""
+    )
+
+
+def platform_advisory_locks() -> None:
+    """Take PostgreSQL's advisory-lock functions from PUBLIC; grant them to the platform and the owner.
+
+    An app holding the drain's or the migrations' key would stall them (or every app, if it held
+    a key the apps share). The drain takes its lock in the platform context; the migration lock
+    is taken by the migration login (a superuser, or a member of ``timber_owner``). Function
+    privileges belong to the database, so this holds in this database only.
+    """
+    if not _pg():
+        return
+    _advisory(f"EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); "
+              f"EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {q(PLATFORM_ROLE)}, {q(OWNER_ROLE)}', f);")
+
+
+def public_advisory_locks() -> None:
+    """Undo :func:`platform_advisory_locks` (PostgreSQL's default: every role may call them)."""
+    if not _pg():
+        return
+    _advisory(f"EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f); "
+              f"EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM {q(PLATFORM_ROLE)}, {q(OWNER_ROLE)}', f);")
 
 
 def disable_rls(table: str) -> None:

@@ -28,7 +28,7 @@ from .roles import app_role
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["Call", "desired", "empty", "diff", "typed_tables", "APPS_INSERT_OWN"]
+__all__ = ["Call", "desired", "empty", "diff", "typed_tables", "APPS_INSERT_OWN", "GUARDED", "ADVISORY_LOCKS"]
 
 Snapshot = dict[str, Any]
 #: One rendered step: the name of a function of :mod:`timber_core.migrations.ops` and its arguments.
@@ -41,6 +41,21 @@ Call = tuple[str, tuple[Any, ...]]
 #: an app records index work in its own transaction but can neither read nor drop another
 #: app's pending work (which would leak row and user ids, or lose index updates).
 APPS_INSERT_OWN: dict[str, str] = {"timber_vector_outbox": "app"}
+
+#: Shared kernel tables the apps may use only in part, each with the ops call (name and arguments)
+#: that sets up its grants and RLS policies (see timber_core.migrations.ops and docs/isolation.md):
+#: ``users`` read by all, updated only by the acting user (id never), deleted by no app;
+#: ``events`` each app's own; ``notifications`` read by their user from any app, created and
+#: deleted only by the app stamped on them, only their read state changed.
+GUARDED: dict[str, list[Any]] = {
+    "users": ["users_self_update", "id", ["email", "username", "updated_at"]],
+    "events": ["apps_own_rows", "app_name"],
+    "notifications": ["user_reads_app_writes", "app_name", "user_id", ["is_read", "read_at", "updated_at"]],
+}
+#: The kernel snapshot's ``advisory_locks``: who may call PostgreSQL's advisory-lock functions.
+ADVISORY_LOCKS = "platform"
+#: What each guard's undo gives the apps back.
+_UNGUARD_PRIVILEGES = {"users_self_update": "UPDATE, DELETE", "user_reads_app_writes": "UPDATE"}
 
 
 def empty(app: str) -> Snapshot:
@@ -67,9 +82,12 @@ def desired(kernel: Kernel, app: str) -> Snapshot:
         snap["tables"][spec.table_name] = {"shared": bool(spec.shared)}
         if app == KERNEL_APP and spec.table_name in APPS_INSERT_OWN:
             snap["tables"][spec.table_name]["apps_insert_own"] = APPS_INSERT_OWN[spec.table_name]
+        if app == KERNEL_APP and spec.table_name in GUARDED:
+            snap["tables"][spec.table_name]["guard"] = copy.deepcopy(GUARDED[spec.table_name])
         if spec.shared and spec.typed_by:
             snap["rls_tables"][spec.table_name] = spec.typed_by
     if app == KERNEL_APP:
+        snap["advisory_locks"] = ADVISORY_LOCKS
         return snap
     for table, column in sorted(typed.items()):
         snap["restrict"][table] = {"column": column, "types": sorted(the_app.session_types)}
@@ -124,6 +142,13 @@ def diff(source: Snapshot, target: Snapshot) -> list[Call]:
             calls.append(("own_and_grant", (table, None if app == KERNEL_APP else app, info["shared"])))
             if info.get("apps_insert_own"):
                 calls.append(("apps_insert_own", (table, info["apps_insert_own"])))
+        old_guard = source["tables"].get(table, {}).get("guard")
+        if info.get("guard") and info["guard"] != old_guard:
+            calls.append((info["guard"][0], (table, *info["guard"][1:])))
+        elif old_guard and not info.get("guard"):
+            calls.append(("unguard", (table, _UNGUARD_PRIVILEGES.get(old_guard[0], "SELECT, INSERT, UPDATE, DELETE"))))
+    if target.get("advisory_locks") != source.get("advisory_locks"):
+        calls.append(("platform_advisory_locks" if target.get("advisory_locks") else "public_advisory_locks", ()))
     for table in target["rls_tables"]:
         if table not in source["rls_tables"]:
             calls.append(("enable_rls", (table,)))

@@ -215,6 +215,8 @@ class VectorRuntime:
     def _advisory_lock(conn: Any, deadline: float | None) -> bool:
         """Take the session-level advisory lock on ``conn``; poll until ``deadline`` (None: block)."""
         if deadline is None:
+            # Waiting as long as it takes: lift the transaction's lock and statement timeouts first.
+            conn.execute(text("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"))
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
             conn.commit()
             return True
