@@ -42,6 +42,7 @@ from sqlalchemy import event
 
 from .apps import KERNEL_APP
 from .context import PLATFORM, current_app
+from .db import NO_CONTEXT
 from .errors import IsolationError, NotInitializedError, TimberError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -270,10 +271,8 @@ class SqliteWall:
         self._state(dbapi, record.info).enter(self._context_app())
 
     def _on_begin(self, conn: Any) -> None:
-        from .db import NO_CONTEXT
-
-        dbapi = conn.connection.dbapi_connection
-        state = self._state(dbapi, conn.connection.info)
+        fairy = conn.connection
+        state = self._state(fairy.dbapi_connection, fairy.info)
         state.enter(None if conn.get_execution_options().get(NO_CONTEXT) else self._context_app())
 
     def _on_statement(self, conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
@@ -282,7 +281,7 @@ class SqliteWall:
         if state is not None:
             state.select = state.direct = False
             state.denied = None
-            if state.app is not None and self.typed:
+            if state.app is not None and not statement.startswith("SELECT"):
                 statement = self._target.sub(r"\1main.\2\3\2", statement, count=1)
         return statement, parameters
 
