@@ -1,10 +1,11 @@
 """The SQLite wall's cost on the services' session calls.
 
-    python bench/bench_sqlite_wall.py [--rounds 9] [--n 1000] [--users 2000]
+    python bench/bench_sqlite_wall.py [--rounds 40] [--n 100] [--users 2000]
 
 Makes a SQLite file in a temporary directory, seeds users and sessions of every app's types, then
 times ``session_service.get_user_sessions(user)`` and ``session_service.create_session(user, "trading")``
-through the real services, in Canopy's context, in two set-ups alternating round by round:
+through the real services, in Canopy's context, in two set-ups timed back to back for each call, their order alternating round by round
+(a busy machine drifts; pairs close in time share its load):
 
 * **wall on**: the kernel's own engine: the authorizer, the temporary view and triggers on
   ``sessions``, the statement hooks (target rewrite, ORM-wall table check);
@@ -43,8 +44,8 @@ def _time(fn: Callable[[], Any], n: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--n", type=int, default=1000, help="calls per round and set-up")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--n", type=int, default=100, help="calls per round and set-up")
     parser.add_argument("--users", type=int, default=2000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as home:
@@ -74,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 kernel.db.engine = eng
                 for fn in calls.values():
                     _time(fn, 50)
-            for _ in range(args.rounds):
-                for name, eng in (("on", on_engine), ("off", off_engine)):
-                    kernel.db.engine = eng
-                    for call, fn in calls.items():
+            setups = [("on", on_engine), ("off", off_engine)]
+            for i in range(args.rounds):
+                for call, fn in calls.items():  # the two set-ups back to back, in alternating order
+                    for name, eng in setups if i % 2 else setups[::-1]:
+                        kernel.db.engine = eng
                         results.setdefault((call, name), []).append(_time(fn, args.n))
             kernel.db.engine = on_engine
             seen = len(session_service.get_user_sessions(user))

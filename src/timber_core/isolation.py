@@ -113,14 +113,19 @@ class Isolation:
             return
         if app == PLATFORM:
             return
-        tables = compiled.__dict__.get("_timber_tables")
+        memo = compiled.__dict__
+        passed = memo.get("_timber_passed")  # the apps this compiled statement was already checked for
+        if passed is not None and app in passed:
+            return
+        tables = memo.get("_timber_tables")
         if tables is None:
-            tables = compiled.__dict__["_timber_tables"] = self._tables_of(compiled)
+            tables = memo["_timber_tables"] = self._tables_of(compiled)
+        write = compiled.isinsert or compiled.isupdate or compiled.isdelete
         for name in tables:
             spec = self.tables.get(name)
             if spec is not None and spec.app != KERNEL_APP:
-                self.check_model(spec, app, "query" if compiled.isplaintext or not (
-                    compiled.isinsert or compiled.isupdate or compiled.isdelete) else "write")
+                self.check_model(spec, app, "write" if write else "query")
+        memo["_timber_passed"] = (passed or frozenset()) | {app}
 
     @staticmethod
     def _tables_of(compiled: Any) -> tuple[str, ...]:

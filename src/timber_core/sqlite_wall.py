@@ -268,12 +268,21 @@ class SqliteWall:
         return None if app == PLATFORM else app
 
     def _on_checkout(self, dbapi: Any, record: Any, _proxy: Any) -> None:
-        self._state(dbapi, record.info).enter(self._context_app())
+        state = record.info.get(_KEY)
+        if state is None or state.dbapi is not dbapi:
+            state = self._state(dbapi, record.info)
+        app = self._context_app()
+        if app != state.app or not state.applied:
+            state.enter(app)
 
     def _on_begin(self, conn: Any) -> None:
         fairy = conn.connection
-        state = self._state(fairy.dbapi_connection, fairy.info)
-        state.enter(None if conn.get_execution_options().get(NO_CONTEXT) else self._context_app())
+        state = fairy.info.get(_KEY)
+        if state is None or state.dbapi is not fairy.dbapi_connection:
+            state = self._state(fairy.dbapi_connection, fairy.info)
+        app = None if conn.get_execution_options().get(NO_CONTEXT) else self._context_app()
+        if app != state.app or not state.applied:
+            state.enter(app)
 
     def _on_statement(self, conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
                       _many: bool) -> tuple[str, Any]:
