@@ -68,6 +68,10 @@ _SCHEMA_PRAGMAS = frozenset({
     "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
     "foreign_key_check", "table_list",
 })
+#: Tables an app may not read: SQLite's own windows on pages, statements and index samples.
+_HIDDEN = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt", "sqlite_stat3", "sqlite_stat4"})
+#: Functions an app may not call.
+_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 _OUTBOX = "timber_vector_outbox"
 _OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
 
@@ -106,6 +110,8 @@ class _Conn:
             owner = wall.private.get(arg1)
             if owner is not None and owner != app:
                 return self.deny(wall.private_message(arg1, owner, "read"))
+            if arg1 in _HIDDEN:
+                return self.deny(f"may not read table {arg1!r}")
             if arg1 in wall.typed and source not in wall.own_objects[arg1]:
                 self.direct = True
                 if self.select:
@@ -137,8 +143,8 @@ class _Conn:
         if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
             return self.deny("may not ATTACH or DETACH databases")
         if action == sqlite3.SQLITE_FUNCTION:
-            if (arg2 or "").lower() == "load_extension":
-                return self.deny("may not call load_extension()")
+            if (arg2 or "").lower() in _FUNCTIONS:
+                return self.deny(f"may not call {arg2.lower()}()")  # type: ignore[union-attr]
             return _OK
         if action in _DROP_OR_ALTER:
             return self.deny("may not drop or alter tables, indexes, views or triggers")
@@ -305,7 +311,7 @@ class SqliteWall:
             state = ctx.connection.connection.info.get(_KEY)
         except Exception:
             return None
-        if state is not None and state.denied and ("not authorized" in message or "prohibited" in message):
+        if state is not None and state.denied and ("authoriz" in message or "prohibited" in message):
             denied, state.denied = state.denied, None
             return IsolationError(denied)
         return None

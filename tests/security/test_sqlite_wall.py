@@ -182,6 +182,10 @@ def test_raw_upsert_over_another_apps_session_changes_nothing(wall_sqlite: Any, 
 
 @pytest.mark.parametrize(("sql", "message"), [
     ("ATTACH DATABASE ':memory:' AS other", "SQLite wall: app 'canopy' may not ATTACH or DETACH databases"),
+    ("VACUUM INTO '/nonexistent/copy.db'", "SQLite wall: app 'canopy' may not ATTACH or DETACH databases"),
+    ("SELECT sql FROM sqlite_stmt", "SQLite wall: app 'canopy' may not read table 'sqlite_stmt'"),
+    ("SELECT * FROM dbstat", "SQLite wall: app 'canopy' may not read table 'dbstat'"),
+    ("SELECT fts3_tokenizer('simple')", "SQLite wall: app 'canopy' may not call fts3_tokenizer()"),
     ("PRAGMA foreign_keys = OFF", "SQLite wall: app 'canopy' may not set PRAGMA foreign_keys"),
     ("PRAGMA writable_schema = ON", "SQLite wall: app 'canopy' may not set PRAGMA writable_schema"),
     ("SELECT load_extension('/tmp/x')", "SQLite wall: app 'canopy' may not call load_extension()"),
