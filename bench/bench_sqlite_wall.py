@@ -10,7 +10,9 @@ through the real services, in Canopy's context, in two set-ups timed back to bac
 * **wall on**: the kernel's own engine: the authorizer, the temporary view and triggers on
   ``sessions``, the statement hooks (target rewrite, ORM-wall table check);
 * **wall off**: a second engine on the same file made by a bare ``DatabaseManager`` (foreign
-  keys, WAL, busy timeout: what the kernel's engine had before the wall), swapped in the same way.
+  keys, WAL, busy timeout: what the kernel's engine had before the wall), swapped in the same way;
+* **off again**: a third such engine, timed like the others: the A/A pair (off vs off again) shows
+  how far two identical set-ups drift apart on this machine, the noise floor of the on/off ratio.
 
 Prints the median time per call and the ratio of throughputs (on / off; 1.0 = free).
 """
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                            "c": now - dt.timedelta(seconds=g)} for g in range(1, args.users * 20 + 1)])
             conn.execute(text("ANALYZE"))
         on_engine = kernel.db.engine
-        bare = DatabaseManager(url)
+        bare, bare2 = DatabaseManager(url), DatabaseManager(url)
         off_engine = bare.engine
         user = "u7"
         calls: dict[str, Callable[[], Any]] = {
@@ -71,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         results: dict[tuple[str, str], list[float]] = {}
         with app_context("canopy"):
-            for eng in (on_engine, off_engine):  # warm up: prepare statements, build the views
+            for eng in (on_engine, off_engine, bare2.engine):  # warm up: prepare statements, build the views
                 kernel.db.engine = eng
                 for fn in calls.values():
                     _time(fn, 50)
-            setups = [("on", on_engine), ("off", off_engine)]
+            setups = [("on", on_engine), ("off", off_engine), ("off2", bare2.engine)]
             for i in range(args.rounds):
                 for call, fn in calls.items():  # the two set-ups back to back, in alternating order
                     for name, eng in setups if i % 2 else setups[::-1]:
@@ -84,13 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             kernel.db.engine = on_engine
             seen = len(session_service.get_user_sessions(user))
         bare.dispose()
+        bare2.dispose()
         kernel.close()
     print(f"SQLite {sys.version.split()[0]} sqlite3 {__import__('sqlite3').sqlite_version}, {args.users} users, "
           f"{args.users * 20} sessions; {args.rounds} rounds x {args.n} calls per set-up, interleaved")
-    print(f"{'call':<20}{'wall on (us)':>14}{'wall off (us)':>15}{'on/off throughput':>19}")
+    print(f"{'call':<20}{'wall on (us)':>14}{'wall off (us)':>15}{'on/off throughput':>19}"
+          f"{'off again (us)':>16}{'A/A ratio':>11}")
     for call in calls:
-        on, off = (statistics.median(results[(call, k)]) * 1e6 for k in ("on", "off"))
-        print(f"{call:<20}{on:>14.1f}{off:>15.1f}{off / on:>19.2f}")
+        on, off, off2 = (statistics.median(results[(call, k)]) * 1e6 for k in ("on", "off", "off2"))
+        print(f"{call:<20}{on:>14.1f}{off:>15.1f}{off / on:>19.2f}{off2:>16.1f}{off / off2:>11.2f}")
     print(f"(user {user} sees {seen} of their Canopy sessions through the wall)")
     return 0
 
