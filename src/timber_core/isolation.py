@@ -34,6 +34,7 @@ from sqlalchemy.sql.util import find_tables
 
 from .apps import KERNEL_APP, AppRegistry
 from .context import PLATFORM, current_app
+from .db import NO_CONTEXT
 from .errors import IsolationError, NotInitializedError
 from .schema.build import attribute_name
 from .schema.spec import ModelSpec
@@ -102,10 +103,10 @@ class Isolation:
             event.listen(engine, "before_cursor_execute", self._on_cursor)
 
     # -- every compiled statement -------------------------------------------
-    def _on_cursor(self, _conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
+    def _on_cursor(self, conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
         """``before_cursor_execute``: refuse a compiled statement reaching another app's private table."""
         compiled = getattr(context, "compiled", None)
-        if compiled is None:
+        if compiled is None or conn.get_execution_options().get(NO_CONTEXT):
             return
         try:
             app = current_app()
@@ -120,7 +121,8 @@ class Isolation:
         tables = memo.get("_timber_tables")
         if tables is None:
             tables = memo["_timber_tables"] = self._tables_of(compiled)
-        write = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        write = getattr(compiled, "isinsert", False) or getattr(compiled, "isupdate", False) or getattr(
+            compiled, "isdelete", False)
         for name in tables:
             spec = self.tables.get(name)
             if spec is not None and spec.app != KERNEL_APP:

@@ -83,7 +83,7 @@ def _quote(value: str) -> str:
 class _Conn:
     """The wall's state on one DBAPI connection."""
 
-    __slots__ = ("dbapi", "app", "applied", "building", "select", "direct", "denied", "wall")
+    __slots__ = ("dbapi", "app", "applied", "building", "select", "direct", "denied", "wall", "guarded")
 
     def __init__(self, wall: SqliteWall, dbapi: Any) -> None:
         self.wall = wall
@@ -94,6 +94,8 @@ class _Conn:
         self.select = False  # the statement being prepared has a SELECT (top level or nested)
         self.direct = False  # ... and reads main.<typed table> directly
         self.denied: str | None = None
+        #: The tables whose guards (view, triggers) exist on this connection.
+        self.guarded: frozenset[str] = frozenset()
 
     def deny(self, message: str) -> int:
         self.denied = f"SQLite wall: app {self.app!r} {message}"
@@ -135,6 +137,9 @@ class _Conn:
             if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
+            if (arg1 in wall.typed or arg1 == _OUTBOX) and arg1 not in self.guarded:
+                return self.deny(f"may not {verb} table {arg1!r} on a connection opened before it existed; "
+                                 f"dispose of the engine's connections (kernel.db.dispose()) and retry")
             return _OK
         if action == sqlite3.SQLITE_PRAGMA:
             if arg2 is None or (arg1 or "").lower() in _SCHEMA_PRAGMAS:
@@ -164,8 +169,10 @@ class _Conn:
         try:
             for sql in self.wall.drop_sql:
                 dbapi.execute(sql)
+            self.guarded = frozenset()
             if app is not None:
-                for sql in self.wall.create_sql(app, dbapi):
+                statements, self.guarded = self.wall.create_sql(app, dbapi)
+                for sql in statements:
                     dbapi.execute(sql)
         finally:
             self.building = False
@@ -212,8 +219,9 @@ class SqliteWall:
                 f"'main.{table}', and no subquery or join on main.{table} in a write")
 
     # -- the temporary objects -------------------------------------------------
-    def create_sql(self, app: str, dbapi: Any) -> list[str]:
-        """The statements creating ``app``'s temporary view and triggers (for tables that exist)."""
+    def create_sql(self, app: str, dbapi: Any) -> tuple[list[str], frozenset[str]]:
+        """The statements creating ``app``'s temporary view and triggers, and the tables they guard
+        (those that exist: writing one that does not is refused on this connection)."""
         existing = {r[0] for r in dbapi.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
         types = sorted(self.kernel.apps.session_types_of(app))
         own = "(" + ", ".join(_quote(t) for t in types) + ")"
@@ -238,7 +246,7 @@ class SqliteWall:
             stamp = _quote(f"SQLite wall: app {app!r} may add to {_OUTBOX!r} only rows of its own app")
             out.append(f"CREATE TEMP TRIGGER timber_wall_{_OUTBOX}_bi BEFORE INSERT ON main.{_OUTBOX} "
                        f"WHEN NEW.app IS NOT {_quote(app)} BEGIN SELECT RAISE(ABORT, {stamp}); END")
-        return out
+        return out, frozenset(t for t in (*self.typed, _OUTBOX) if t in existing)
 
     # -- installation ----------------------------------------------------------
     def install(self, engine: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 
 from timber_core import app_context, platform_context, user_context
 from timber_core.db import NO_CONTEXT
@@ -230,3 +230,30 @@ def test_an_admin_connection_keeps_full_access(wall_sqlite: Any, seeded: dict[st
     with wall_sqlite.db.admin_connection() as conn:
         assert conn.execute(text("SELECT count(*) FROM main.sessions")).scalar() == 2
         assert conn.get_execution_options()[NO_CONTEXT] is True
+
+
+def test_a_connection_walled_before_sessions_existed_refuses_to_write_it(tmp_path: Any) -> None:
+    import timber_core
+
+    kernel = timber_core.initialize_timber("canopy", database_url=f"sqlite:///{tmp_path}/late.db", create_tables=False)
+    try:
+        with kernel.db.connection() as conn:  # walled for Canopy while there is no table to guard
+            conn.execute(text("SELECT 1"))
+        other = create_engine(kernel.db.url)  # as a migration run by another process would
+        kernel.metadata.create_all(other)
+        other.dispose()
+        with pytest.raises(IsolationError) as err:
+            run(kernel, "INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
+                        "VALUES ('s', 'u', 'trading', 'canopy', 'active', '2026-01-01', '2026-01-01')")
+        assert str(err.value) == (
+            "SQLite wall: app 'canopy' may not insert table 'sessions' on a connection opened before it existed; "
+            "dispose of the engine's connections (kernel.db.dispose()) and retry"
+        )
+        kernel.db.dispose()
+        with platform_context():
+            run(kernel, "INSERT INTO users (id, email, username, created_at, updated_at) "
+                        "VALUES ('u', 'u', 'u', '2026-01-01', '2026-01-01')")
+        assert run(kernel, "INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
+                           "VALUES ('s', 'u', 'trading', 'canopy', 'active', '2026-01-01', '2026-01-01')") == 1
+    finally:
+        kernel.close()
