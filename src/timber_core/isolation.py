@@ -10,21 +10,32 @@ Three walls, all driven by the current app context (:mod:`timber_core.context`):
 * write checks: a flush or ORM insert that would write a row of a type the
   context does not own is refused.
 
-The platform context passes all three. Raw SQL is beyond the ORM's reach; on
-PostgreSQL the roles and row-level security of the migrations close that gap.
+Every compiled statement (ORM or Core) is also checked just before it is sent: each
+table its SQL reaches (FROM, JOIN, joined eager loads, ``any()``/``has()`` subqueries,
+``select_from``) must be the context's own, shared or the kernel's. A write may not
+set the type column to a type the context does not own, and an upsert
+(``INSERT ... ON CONFLICT DO UPDATE``) on a shared typed table is refused: its
+conflicting row could be another app's.
+
+The platform context passes all of these. Raw SQL (``text()``) is beyond the ORM's
+reach; the database walls close that gap: PostgreSQL's roles and row-level security,
+and SQLite's authorizer and temporary views (:mod:`timber_core.sqlite_wall`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.util import find_tables
 
 from .apps import KERNEL_APP, AppRegistry
 from .context import PLATFORM, current_app
-from .errors import IsolationError
+from .db import NO_CONTEXT
+from .errors import IsolationError, NotInitializedError
 from .schema.build import attribute_name
 from .schema.spec import ModelSpec
 
@@ -46,6 +57,14 @@ class Isolation:
             for cls in classes.values()
             if (spec := _spec(cls)) is not None and spec.typed_by
         ]
+        #: Table name -> spec, for the check of compiled statements.
+        self.tables: dict[str, ModelSpec] = {
+            spec.table_name: spec for cls in classes.values() if (spec := _spec(cls)) is not None
+        }
+        #: Table name -> type column name, for the shared typed tables.
+        self.typed_tables: dict[str, str] = {
+            spec.table_name: spec.typed_by for spec in self.tables.values() if spec.typed_by
+        }
 
     # -- model boundaries -------------------------------------------------
     def check_model(self, spec: ModelSpec, app: str, action: str = "use") -> None:
@@ -58,7 +77,7 @@ class Isolation:
             f"run cross-app work in timber_core.platform_context()"
         )
 
-    def check_type(self, session_type: Any, app: str, action: str = "write") -> None:
+    def check_type(self, session_type: Any, app: str, action: str = "write", what: str = "a session of type") -> None:
         """Raise IsolationError when ``app`` does not own ``session_type``."""
         if app == PLATFORM or session_type in self.apps.session_types_of(app):
             return
@@ -66,11 +85,11 @@ class Isolation:
         own = ", ".join(sorted(self.apps.session_types_of(app))) or "none"
         if owner is None:
             raise IsolationError(
-                f"app {app!r} cannot {action} a session of type {session_type!r}: no installed app "
+                f"app {app!r} cannot {action} {what} {session_type!r}: no installed app "
                 f"owns that type. App {app!r} owns: {own}; declare new types in its timber_session_types()"
             )
         raise IsolationError(
-            f"app {app!r} cannot {action} a session of type {session_type!r}: that type is owned by "
+            f"app {app!r} cannot {action} {what} {session_type!r}: that type is owned by "
             f"app {owner!r}. App {app!r} owns: {own}"
         )
 
@@ -79,6 +98,53 @@ class Isolation:
         """Attach the guards to every session ``factory`` makes."""
         event.listen(factory, "do_orm_execute", self._on_execute)
         event.listen(factory, "before_flush", self._on_flush)
+        engine = factory.kw.get("bind")
+        if engine is not None:
+            event.listen(engine, "before_cursor_execute", self._on_cursor)
+
+    # -- every compiled statement -------------------------------------------
+    def _on_cursor(self, conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
+        """``before_cursor_execute``: refuse a compiled statement reaching another app's private table."""
+        compiled = getattr(context, "compiled", None)
+        if compiled is None or conn.get_execution_options().get(NO_CONTEXT):
+            return
+        try:
+            app = current_app()
+        except NotInitializedError:
+            return
+        if app == PLATFORM:
+            return
+        memo = compiled.__dict__
+        passed = memo.get("_timber_passed")  # the apps this compiled statement was already checked for
+        if passed is not None and app in passed:
+            return
+        tables = memo.get("_timber_tables")
+        if tables is None:
+            tables = memo["_timber_tables"] = self._tables_of(compiled)
+        write = getattr(compiled, "isinsert", False) or getattr(compiled, "isupdate", False) or getattr(
+            compiled, "isdelete", False)
+        for name in tables:
+            spec = self.tables.get(name)
+            if spec is not None and spec.app != KERNEL_APP:
+                self.check_model(spec, app, "write" if write else "query")
+        memo["_timber_passed"] = (passed or frozenset()) | {app}
+
+    @staticmethod
+    def _tables_of(compiled: Any) -> tuple[str, ...]:
+        """The names of every table the compiled statement's SQL reaches (joins, eager loads, subqueries)."""
+        state = getattr(compiled, "compile_state", None)
+        statement = getattr(state, "statement", None)
+        if statement is None:
+            statement = compiled.statement
+        if statement is None:
+            return ()
+        names: set[str] = set()
+        for found in find_tables(statement, include_aliases=True, include_crud=True):
+            while isinstance(found, Alias):
+                found = found.element
+            if isinstance(found, Table):
+                names.add(found.name)
+        return tuple(sorted(names))
 
     def _on_execute(self, state: ORMExecuteState) -> None:
         app = current_app()
@@ -88,8 +154,8 @@ class Isolation:
             spec = _spec(mapper.class_)
             if spec is not None:
                 self.check_model(spec, app, "query")
-        if state.is_insert and self.typed:
-            self._check_insert(state, app)
+        if (state.is_insert or state.is_update) and self.typed:
+            self._check_write(state, app)
         if self.typed and (state.is_select or state.is_update or state.is_delete):
             own = sorted(self.apps.session_types_of(app))
             state.statement = state.statement.options(
@@ -98,17 +164,51 @@ class Isolation:
                     for cls, column, _ in self.typed
                 ]
             )
+            if state.is_column_load:
+                # A refresh or an expired attribute's load (of an object loaded in another
+                # context, say the platform's) does not take loader criteria: filter it here.
+                mapped = {m.class_ for m in state.all_mappers}
+                for cls, column, _ in self.typed:
+                    if cls in mapped:
+                        state.statement = state.statement.where(column.in_(own))
 
-    def _check_insert(self, state: ORMExecuteState, app: str) -> None:
+    def _check_write(self, state: ORMExecuteState, app: str) -> None:
+        """Refuse an ORM insert/update setting a type the app does not own, and upserts on typed tables."""
         typed = {cls: name for cls, _, name in self.typed}
+        statement = state.statement
         for mapper in state.all_mappers:
             name = typed.get(mapper.class_)
             if name is None:
                 continue
+            if type(getattr(statement, "_post_values_clause", None)).__name__ == "OnConflictDoUpdate":
+                spec = _spec(mapper.class_)
+                raise IsolationError(
+                    f"app {app!r} may not upsert (INSERT ... ON CONFLICT) into shared table "
+                    f"{spec.table_name!r} (model {spec.name!r}): the conflicting row may belong to another "  # type: ignore[union-attr]
+                    f"app. Insert new rows and update your own with UPDATE"
+                )
+            verb = "create" if state.is_insert else "change"
+            what = "a session of type" if state.is_insert else "a session to type"
+            keys = (attribute_name(name), name)
+            rows = _statement_rows(statement)
             params = state.parameters
-            rows: Iterable[Any] = params if isinstance(params, list) else [params or {}]
+            if state.is_insert or isinstance(params, list):
+                rows += params if isinstance(params, list) else [params] if params else []
+            if state.is_insert and not rows:
+                rows = [{}]
             for row in rows:
-                self.check_type(row.get(attribute_name(name), row.get(name)), app, "create")
+                present = [k for k in keys if k in row]
+                if state.is_update and not present:
+                    continue
+                value = row.get(present[0]) if present else None
+                if isinstance(value, BindParameter):
+                    value = value.effective_value
+                elif value is not None and type(value).__module__.startswith("sqlalchemy"):
+                    raise IsolationError(
+                        f"app {app!r} may not set {name!r} of model {mapper.class_.__name__!r} from an SQL "
+                        f"expression: give the type as a value, one of the app's own types"
+                    )
+                self.check_type(value, app, verb, what)
 
     def _on_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
         app = current_app()
@@ -122,6 +222,22 @@ class Isolation:
                 self.check_model(spec, app, verb)
                 if spec.typed_by:
                     self.check_type(getattr(obj, attribute_name(spec.typed_by)), app, verb)
+
+
+def _statement_rows(statement: Any) -> list[dict[str, Any]]:
+    """The rows of an insert's or update's ``values()``, keyed by column name."""
+    rows: list[dict[str, Any]] = []
+    values = getattr(statement, "_values", None)
+    ordered = getattr(statement, "_ordered_values", None)
+    if values:
+        rows.append({getattr(k, "key", k): v for k, v in values.items()})
+    if ordered:
+        rows.append({getattr(k, "key", k): v for k, v in ordered})
+    for batch in getattr(statement, "_multi_values", ()) or ():
+        for row in batch:
+            if isinstance(row, dict):
+                rows.append({getattr(k, "key", k): v for k, v in row.items()})
+    return rows
 
 
 def owner_label(spec: ModelSpec) -> str:

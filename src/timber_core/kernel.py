@@ -121,6 +121,13 @@ class Kernel:
         self.config = config
         self.isolation = Isolation(apps, classes)
         self.isolation.install(db.session_factory)
+        #: On SQLite, the database wall (authorizer and temporary views); None on PostgreSQL.
+        self.sqlite_wall: Any = None
+        if db.dialect == "sqlite":
+            from .sqlite_wall import SqliteWall
+
+            self.sqlite_wall = SqliteWall(self)
+            self.sqlite_wall.install(db.engine)
         db.kernel = self
         from .vectors.runtime import VectorRuntime
 

@@ -5,6 +5,9 @@ tests/postgres/conftest.py) and the NOINHERIT test logins there, each a member o
 one Timber role. Everything an attacker sends is raw SQL on its own login, through
 Timber's ``DatabaseManager``, so it runs as its app's role with its app and user context,
 exactly as app code would.
+
+The ORM-wall, SQLite-wall and crossing-property tests (test_orm_wall, test_sqlite_wall,
+test_crossing_property) use ``wall_kernel`` (Canopy on each database) and ``wall_sqlite``.
 """
 
 from __future__ import annotations
@@ -79,3 +82,23 @@ def dbs(migrated: URL) -> Iterator[dict[str, DatabaseManager]]:  # noqa: F811
     yield managers
     for m in managers.values():
         m.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def wall_kernel(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """The kernel initialized for Canopy, on a SQLite file and on a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        k = timber_core.initialize_timber(app_name="canopy", database_url=f"sqlite:///{tmp_path}/timber.db")
+    else:
+        url = request.getfixturevalue("scratch_postgres")
+        k = timber_core.initialize_timber(app_name="canopy", database_url=url, create_tables=True)
+    yield k
+    k.close()
+
+
+@pytest.fixture
+def wall_sqlite(tmp_path: Any) -> Iterator[Any]:
+    """The kernel initialized for Canopy on a SQLite file."""
+    k = timber_core.initialize_timber(app_name="canopy", database_url=f"sqlite:///{tmp_path}/timber.db")
+    yield k
+    k.close()

@@ -1,0 +1,325 @@
+"""The SQLite wall: what the database itself refuses to an app, on SQLite.
+
+PostgreSQL confines raw SQL with roles and row-level security. SQLite has neither, so
+every connection of the kernel's engine carries two things, switched to the context of
+each transaction (``app_context`` / ``platform_context``) when it begins and when the
+connection is checked out of the pool:
+
+* an **authorizer** (``sqlite3.Connection.set_authorizer``), consulted by SQLite for every
+  table, column, function and pragma a statement uses, when the statement is prepared.
+  In an app's context it refuses: another app's private tables (read or write); reading
+  ``main.sessions`` other than through the filtered view below (a write on it may read
+  its own target row, but no subquery or join may read it); writing ``alembic_version``,
+  or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
+  pragma; ``load_extension()``; dropping or altering anything; creating temporary
+  objects, views, triggers or virtual tables. Setting the authorizer again when the
+  context changes expires every prepared statement, so a statement cached under the
+  platform context is re-authorized before it runs in an app's.
+* **temporary objects** for each shared typed table (``sessions``): a view of the same
+  name, ``SELECT * FROM main.sessions WHERE session_type IN (<own types>)``, which
+  shadows the table for every unqualified read; and ``BEFORE`` triggers on
+  ``main.sessions`` that skip (``RAISE(IGNORE)``) updates and deletes of rows of other
+  types and abort inserts or updates writing a type the app does not own. Writes name
+  the table itself (SQLite's views are read-only and a temporary trigger cannot write a
+  main table), so the statement's target ``sessions`` is rewritten to ``main.sessions``
+  before it is sent; ``recursive_triggers`` is on, so ``INSERT OR REPLACE`` cannot delete
+  another app's row.
+
+In the platform context, and on admin connections (``NO_CONTEXT``), there is no
+temporary object and the authorizer allows everything. Migrations use connections of
+their own, which carry neither.
+
+Denials raise :class:`~timber_core.errors.IsolationError` saying what was refused and why.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+
+from .apps import KERNEL_APP
+from .context import PLATFORM, current_app
+from .db import NO_CONTEXT
+from .errors import IsolationError, NotInitializedError, TimberError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
+
+__all__ = ["SqliteWall"]
+
+_KEY = "timber_sqlite_wall"
+_OK, _DENY = sqlite3.SQLITE_OK, sqlite3.SQLITE_DENY
+_WRITES = {sqlite3.SQLITE_INSERT: "insert", sqlite3.SQLITE_UPDATE: "update", sqlite3.SQLITE_DELETE: "delete"}
+_DROP_OR_ALTER = {
+    sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_DROP_TEMP_INDEX,
+    sqlite3.SQLITE_DROP_TEMP_TABLE, sqlite3.SQLITE_DROP_TEMP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_VIEW,
+    sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_DROP_VTABLE, sqlite3.SQLITE_ALTER_TABLE,
+}
+_CREATE_OTHER = {
+    sqlite3.SQLITE_CREATE_TEMP_INDEX, sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+    sqlite3.SQLITE_CREATE_TEMP_VIEW, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VIEW,
+    sqlite3.SQLITE_CREATE_VTABLE,
+}
+#: Pragmas an app may run with an argument: they only describe the schema.
+_SCHEMA_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+    "foreign_key_check", "table_list",
+})
+#: Tables an app may not read: SQLite's own windows on pages, statements and index samples.
+_HIDDEN = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt", "sqlite_stat3", "sqlite_stat4"})
+#: Functions an app may not call.
+_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
+_OUTBOX = "timber_vector_outbox"
+_OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Conn:
+    """The wall's state on one DBAPI connection."""
+
+    __slots__ = ("dbapi", "app", "applied", "building", "select", "direct", "denied", "wall", "guarded")
+
+    def __init__(self, wall: SqliteWall, dbapi: Any) -> None:
+        self.wall = wall
+        self.dbapi = dbapi
+        self.app: str | None = None  # None: open (platform, admin, no context)
+        self.applied = False
+        self.building = False
+        self.select = False  # the statement being prepared has a SELECT (top level or nested)
+        self.direct = False  # ... and reads main.<typed table> directly
+        self.denied: str | None = None
+        #: The tables whose guards (view, triggers) exist on this connection.
+        self.guarded: frozenset[str] = frozenset()
+
+    def deny(self, message: str) -> int:
+        self.denied = f"SQLite wall: app {self.app!r} {message}"
+        return _DENY
+
+    def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+        app = self.app
+        if app is None or self.building:
+            return _OK
+        wall = self.wall
+        if action == sqlite3.SQLITE_READ:
+            if db == "temp" or arg1 is None:
+                return _OK
+            owner = wall.private.get(arg1)
+            if owner is not None and owner != app:
+                return self.deny(wall.private_message(arg1, owner, "read"))
+            if arg1 in _HIDDEN:
+                return self.deny(f"may not read table {arg1!r}")
+            if arg1 in wall.typed and source not in wall.own_objects[arg1]:
+                self.direct = True
+                if self.select:
+                    return self.deny(wall.direct_message(arg1))
+            elif arg1 == _OUTBOX and source != _OUTBOX_GUARD:
+                return self.deny(f"may only insert into table {_OUTBOX!r}")
+            return _OK
+        if action == sqlite3.SQLITE_SELECT:
+            if source is None:
+                self.select = True
+                if self.direct:
+                    return self.deny(wall.direct_message(self.wall.first_typed))
+            return _OK
+        verb = _WRITES.get(action)
+        if verb is not None:
+            if arg1 is None or db == "temp" or arg1.startswith("sqlite_"):
+                return _OK
+            owner = wall.private.get(arg1)
+            if owner is not None and owner != app:
+                return self.deny(wall.private_message(arg1, owner, "write"))
+            if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
+                return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
+                                 + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
+            if (arg1 in wall.typed or arg1 == _OUTBOX) and arg1 not in self.guarded:
+                return self.deny(f"may not {verb} table {arg1!r} on a connection opened before it existed; "
+                                 f"dispose of the engine's connections (kernel.db.dispose()) and retry")
+            return _OK
+        if action == sqlite3.SQLITE_PRAGMA:
+            if arg2 is None or (arg1 or "").lower() in _SCHEMA_PRAGMAS:
+                return _OK
+            return self.deny(f"may not set PRAGMA {arg1}")
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return self.deny("may not ATTACH or DETACH databases")
+        if action == sqlite3.SQLITE_FUNCTION:
+            if (arg2 or "").lower() in _FUNCTIONS:
+                return self.deny(f"may not call {arg2.lower()}()")  # type: ignore[union-attr]
+            return _OK
+        if action in _DROP_OR_ALTER:
+            return self.deny("may not drop or alter tables, indexes, views or triggers")
+        if action in _CREATE_OTHER:
+            return self.deny("may not create temporary tables, views, triggers or virtual tables")
+        return _OK
+
+    # -- switching context ---------------------------------------------------
+    def enter(self, app: str | None) -> None:
+        """Make this connection walled for ``app`` (None: open). Cheap when nothing changes."""
+        if self.applied and app == self.app:
+            return
+        dbapi = self.dbapi
+        if dbapi.in_transaction:
+            raise TimberError("SQLite wall: cannot switch a connection's context inside an open transaction")
+        self.building = True
+        try:
+            for sql in self.wall.drop_sql:
+                dbapi.execute(sql)
+            self.guarded = frozenset()
+            if app is not None:
+                statements, self.guarded = self.wall.create_sql(app, dbapi)
+                for sql in statements:
+                    dbapi.execute(sql)
+        finally:
+            self.building = False
+        self.app = app
+        self.applied = True
+        # Setting the authorizer again expires every prepared statement (the driver's cache
+        # included): each is authorized anew, for this context, before it next runs.
+        dbapi.set_authorizer(self.authorize)
+
+
+class SqliteWall:
+    """The SQLite wall of one kernel: its tables' owners and the apps' session types."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        specs = [cls.__timber_model__ for cls in kernel.models.values()]  # type: ignore[attr-defined]
+        #: Private table -> owning app.
+        self.private = {s.table_name: s.app for s in specs if not s.shared and s.app != KERNEL_APP}
+        #: Shared typed table -> its type column.
+        self.typed = {s.table_name: s.typed_by for s in specs if s.typed_by}
+        self.first_typed = next(iter(self.typed), "sessions")
+        self.own_objects = {t: frozenset({t, *(f"timber_wall_{t}_{k}" for k in ("bi", "bu", "bd"))})
+                            for t in self.typed}
+        self.drop_sql = [f"DROP VIEW IF EXISTS temp.{t}" for t in self.typed] + [
+            f"DROP TRIGGER IF EXISTS temp.timber_wall_{t}_{k}" for t in self.typed for k in ("bi", "bu", "bd")
+        ] + [f"DROP TRIGGER IF EXISTS temp.timber_wall_{_OUTBOX}_bi"]
+        names = "|".join(re.escape(t) for t in self.typed) or "(?!)"
+        self._target = re.compile(
+            r"^(\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+)"
+            rf"(\"?)({names})\2(?=[\s(]|$)",
+            re.IGNORECASE,
+        )
+        self._engine: Any = None
+
+    # -- messages --------------------------------------------------------------
+    @staticmethod
+    def private_message(table: str, owner: str, verb: str) -> str:
+        return (f"may not {verb} table {table!r}: it is private to app {owner!r}. Reach app {owner}'s data "
+                f"through its services, or run cross-app work in timber_core.platform_context()")
+
+    @staticmethod
+    def direct_message(table: str) -> str:
+        return (f"may read table {table!r} only through Timber's filtered view: write {table!r}, not "
+                f"'main.{table}', and no subquery or join on main.{table} in a write")
+
+    # -- the temporary objects -------------------------------------------------
+    def create_sql(self, app: str, dbapi: Any) -> tuple[list[str], frozenset[str]]:
+        """The statements creating ``app``'s temporary view and triggers, and the tables they guard
+        (those that exist: writing one that does not is refused on this connection)."""
+        existing = {r[0] for r in dbapi.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+        types = sorted(self.kernel.apps.session_types_of(app))
+        own = "(" + ", ".join(_quote(t) for t in types) + ")"
+        message = _quote(f"SQLite wall: app {app!r} may write only sessions of its own types "
+                         f"({', '.join(types) or 'none'}) into table {{table!r}}")
+        out: list[str] = []
+        for table, column in self.typed.items():
+            if table not in existing:
+                continue
+            abort = message.replace("{table!r}", repr(table).replace("'", "''"))
+            out += [
+                f"CREATE TEMP VIEW {table} AS SELECT * FROM main.{table} WHERE {column} IN {own}",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bi BEFORE INSERT ON main.{table} "
+                f"WHEN NEW.{column} IS NULL OR NEW.{column} NOT IN {own} BEGIN SELECT RAISE(ABORT, {abort}); END",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bu BEFORE UPDATE ON main.{table} BEGIN "
+                f"SELECT RAISE(IGNORE) WHERE OLD.{column} NOT IN {own}; "
+                f"SELECT RAISE(ABORT, {abort}) WHERE NEW.{column} IS NULL OR NEW.{column} NOT IN {own}; END",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bd BEFORE DELETE ON main.{table} "
+                f"WHEN OLD.{column} NOT IN {own} BEGIN SELECT RAISE(IGNORE); END",
+            ]
+        if _OUTBOX in existing:
+            stamp = _quote(f"SQLite wall: app {app!r} may add to {_OUTBOX!r} only rows of its own app")
+            out.append(f"CREATE TEMP TRIGGER timber_wall_{_OUTBOX}_bi BEFORE INSERT ON main.{_OUTBOX} "
+                       f"WHEN NEW.app IS NOT {_quote(app)} BEGIN SELECT RAISE(ABORT, {stamp}); END")
+        return out, frozenset(t for t in (*self.typed, _OUTBOX) if t in existing)
+
+    # -- installation ----------------------------------------------------------
+    def install(self, engine: Any) -> None:
+        """Wall every connection of ``engine`` (those already pooled included)."""
+        self._engine = engine
+        event.listen(engine, "checkout", self._on_checkout)
+        event.listen(engine, "begin", self._on_begin)
+        event.listen(engine, "before_cursor_execute", self._on_statement, retval=True)
+        event.listen(engine, "handle_error", self._on_error)
+
+    def uninstall(self) -> None:
+        """Remove the wall (for benchmarks): the engine's pooled connections are closed."""
+        engine = self._engine
+        for name, fn in (("checkout", self._on_checkout), ("begin", self._on_begin),
+                         ("before_cursor_execute", self._on_statement), ("handle_error", self._on_error)):
+            event.remove(engine, name, fn)
+        engine.dispose()
+        self._engine = None
+
+    def _state(self, dbapi: Any, info: dict[str, Any]) -> _Conn:
+        state = info.get(_KEY)
+        if state is None or state.dbapi is not dbapi:
+            dbapi.execute("PRAGMA recursive_triggers = ON")  # INSERT OR REPLACE fires the delete guard
+            state = info[_KEY] = _Conn(self, dbapi)
+        return state
+
+    @staticmethod
+    def _context_app() -> str | None:
+        try:
+            app = current_app()
+        except NotInitializedError:
+            return None
+        return None if app == PLATFORM else app
+
+    def _on_checkout(self, dbapi: Any, record: Any, _proxy: Any) -> None:
+        state = record.info.get(_KEY)
+        if state is None or state.dbapi is not dbapi:
+            state = self._state(dbapi, record.info)
+        app = self._context_app()
+        if app != state.app or not state.applied:
+            state.enter(app)
+
+    def _on_begin(self, conn: Any) -> None:
+        fairy = conn.connection
+        state = fairy.info.get(_KEY)
+        if state is None or state.dbapi is not fairy.dbapi_connection:
+            state = self._state(fairy.dbapi_connection, fairy.info)
+        app = None if conn.get_execution_options().get(NO_CONTEXT) else self._context_app()
+        if app != state.app or not state.applied:
+            state.enter(app)
+
+    def _on_statement(self, conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                      _many: bool) -> tuple[str, Any]:
+        state = conn.connection.info.get(_KEY)
+        if state is not None:
+            state.select = state.direct = False
+            state.denied = None
+            if state.app is not None and not statement.startswith("SELECT"):
+                statement = self._target.sub(r"\1main.\2\3\2", statement, count=1)
+        return statement, parameters
+
+    def _on_error(self, ctx: Any) -> BaseException | None:
+        exc = ctx.original_exception
+        if not isinstance(exc, sqlite3.DatabaseError) or ctx.connection is None:
+            return None
+        message = str(exc)
+        if message.startswith("SQLite wall: "):
+            return IsolationError(message)
+        try:
+            state = ctx.connection.connection.info.get(_KEY)
+        except Exception:
+            return None
+        if state is not None and state.denied and ("authoriz" in message or "prohibited" in message):
+            denied, state.denied = state.denied, None
+            return IsolationError(denied)
+        return None
