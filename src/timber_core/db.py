@@ -363,7 +363,9 @@ class DatabaseManager:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "connect", _driver_transactions_off)
-            event.listen(self.engine, "begin", _sqlite_begin)
+            #: Called with the Connection before each SQLite BEGIN (the SQLite wall switches context there).
+            self.before_sqlite_begin: list[Any] = []
+            event.listen(self.engine, "begin", self._on_sqlite_begin)
             self._work_engine = self.engine.execution_options(**{_IMMEDIATE: True})
             if self.url.database and self.url.database != ":memory:":
                 event.listen(self.engine, "connect", _sqlite_wal)
@@ -371,6 +373,12 @@ class DatabaseManager:
                     pass  # the first connection switches the file to WAL (a no-op once it is)
         # expire_on_commit=False: objects returned from a scope stay readable after it.
         self.session_factory: sessionmaker[Session] = sessionmaker(self._work_engine, expire_on_commit=False)
+
+    def _on_sqlite_begin(self, conn: Any) -> None:
+        """``begin`` (SQLite): the hooks of :attr:`before_sqlite_begin`, then :func:`_sqlite_begin`."""
+        for hook in self.before_sqlite_begin:
+            hook(conn)
+        _sqlite_begin(conn)
 
     @property
     def dialect(self) -> str:

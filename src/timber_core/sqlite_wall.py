@@ -253,16 +253,18 @@ class SqliteWall:
         """Wall every connection of ``engine`` (those already pooled included)."""
         self._engine = engine
         event.listen(engine, "checkout", self._on_checkout)
-        event.listen(engine, "begin", self._on_begin)
+        # Before the kernel's BEGIN IMMEDIATE: the context switches outside any transaction.
+        self.kernel.db.before_sqlite_begin.append(self._on_begin)
         event.listen(engine, "before_cursor_execute", self._on_statement, retval=True)
         event.listen(engine, "handle_error", self._on_error)
 
     def uninstall(self) -> None:
         """Remove the wall (for benchmarks): the engine's pooled connections are closed."""
         engine = self._engine
-        for name, fn in (("checkout", self._on_checkout), ("begin", self._on_begin),
-                         ("before_cursor_execute", self._on_statement), ("handle_error", self._on_error)):
+        for name, fn in (("checkout", self._on_checkout), ("before_cursor_execute", self._on_statement),
+                         ("handle_error", self._on_error)):
             event.remove(engine, name, fn)
+        self.kernel.db.before_sqlite_begin.remove(self._on_begin)
         engine.dispose()
         self._engine = None
 
