@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from .spec import ColumnSpec, ModelFile, ModelSpec, SchemaProblem, TypeSpec, Where
 from .validate import parse_file
+from .yamlio import excerpt
 
 __all__ = ["Schema", "load_schema", "model_files"]
 
@@ -43,7 +44,7 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
         candidates = by_base.get(dep, [])
         if not candidates:
             known = ", ".join(sorted(by_base)) or "none"
-            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is not a model file of any loaded app; known files: {known}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{excerpt(dep)} is not a model file of any loaded app; known files: {known}"))
             return None
         if len(candidates) > 1:
             own = [x for x in candidates if x.app == f.app]
@@ -52,7 +53,7 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
                 return own[0]
             if len(kernel) == 1:
                 return kernel[0]
-            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is ambiguous: {', '.join(x.path for x in candidates)}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{excerpt(dep)} is ambiguous: {', '.join(x.path for x in candidates)}"))
             return None
         return candidates[0]
 

@@ -17,7 +17,7 @@ from .spec import (
     VectorSearchSpec,
     Where,
 )
-from .yamlio import LineDict, LineList, YamlSyntaxError, load_yaml
+from .yamlio import LineDict, LineList, YamlSyntaxError, excerpt, load_yaml
 
 __all__ = ["parse_file", "TYPES", "DEFAULT_EMBEDDING_MODEL"]
 
@@ -79,7 +79,8 @@ class _Checker:
             return None
         for key in value:
             if key not in allowed:
-                self.fail(value.key_lines[key], f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+                shown = key if isinstance(key, str) and len(key) <= MAX_IDENTIFIER else excerpt(key)
+                self.fail(value.key_lines[key], f"{field}.{shown}", f"unknown key; allowed: {', '.join(allowed)}")
         return value
 
     def line_of(self, m: LineDict, key: str) -> int:
@@ -106,20 +107,20 @@ def _kind(value: Any) -> str:
 
 
 def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"must be true or false; got {v!r}"
+    return None if isinstance(v, bool) else f"must be true or false; got {excerpt(v)}"
 
 
 def _is_text(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else f"must be non-empty text; got {v!r}"
+    return None if isinstance(v, str) and v.strip() else f"must be non-empty text; got {excerpt(v)}"
 
 
 def _is_identifier(kind: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, str) or not IDENTIFIER.match(v):
-            return (f"{v!r} is not a valid {kind}: use letters, digits and underscores, "
+            return (f"{excerpt(v)} is not a valid {kind}: use letters, digits and underscores, "
                     f"starting with a letter or underscore")
         if len(v) > MAX_IDENTIFIER:
-            return f"{v!r} is longer than {MAX_IDENTIFIER} characters, the PostgreSQL limit"
+            return f"{excerpt(v)} is longer than {MAX_IDENTIFIER} characters, the PostgreSQL limit"
         return None
     return check
 
@@ -131,18 +132,18 @@ def parse_type(text: Any) -> tuple[TypeSpec | None, str | None]:
         return None, f"must be a type name; allowed: {allowed}"
     m = _TYPE.match(text)
     if not m or m.group(1) not in TYPES:
-        return None, f"unknown type {text!r}; allowed: {allowed}"
+        return None, f"unknown type {excerpt(text)}; allowed: {allowed}"
     name = m.group(1)
     args = tuple(int(a) for a in m.groups()[1:] if a is not None)
     lo, hi = TYPES[name]
     if not lo <= len(args) <= hi:
         if name == "String":
-            return None, f"{text!r}: String needs a length, e.g. String(255)"
-        return None, f"{text!r}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
+            return None, f"{excerpt(text)}: String needs a length, e.g. String(255)"
+        return None, f"{excerpt(text)}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
     if name == "String" and args[0] < 1:
-        return None, f"{text!r}: the length must be at least 1"
+        return None, f"{excerpt(text)}: the length must be at least 1"
     if name == "Numeric" and len(args) == 2 and args[1] > args[0]:
-        return None, f"{text!r}: the scale must not exceed the precision"
+        return None, f"{excerpt(text)}: the scale must not exceed the precision"
     return TypeSpec(name, args), None
 
 
@@ -165,16 +166,16 @@ def _check_default(col: ColumnSpec, value: Any) -> str | None:
     if ok is None:
         return f"{t} columns take only a function default ({', '.join(k for k, v in FUNCTION_DEFAULTS.items() if t in v) or 'none'})"
     if not ok(value):
-        return f"{value!r} is not a valid {t} value"
+        return f"{excerpt(value)} is not a valid {t} value"
     if t == "String" and len(value) > col.type.args[0]:
-        return f"{value!r} is longer than the column's {col.type}"
+        return f"{excerpt(value)} is longer than the column's {col.type}"
     return None
 
 
 def _named(raw: Any, field: str) -> str:
     """Return ``field.<name>`` when ``raw`` is a mapping with a usable name, so errors say which one."""
     name = raw.get("name") if isinstance(raw, LineDict) else None
-    if isinstance(name, str) and IDENTIFIER.match(name):
+    if isinstance(name, str) and IDENTIFIER.match(name) and len(name) <= MAX_IDENTIFIER:
         return f"{field}.{name}" if field else name
     return field or "models[]"
 
@@ -222,13 +223,13 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
 
 def _fk_check(v: Any) -> str | None:
     if not isinstance(v, str) or v.count(".") != 1 or not all(IDENTIFIER.match(p) for p in v.split(".")):
-        return f"{v!r} must name a column as table.column, e.g. users.id"
+        return f"{excerpt(v)} must name a column as table.column, e.g. users.id"
     return None
 
 
 def _ondelete_check(v: Any) -> str | None:
     if not isinstance(v, str) or v.upper() not in ONDELETE:
-        return f"{v!r} is not allowed; use one of {', '.join(ONDELETE)}"
+        return f"{excerpt(v)} is not allowed; use one of {', '.join(ONDELETE)}"
     return None
 
 
@@ -265,7 +266,7 @@ def _relationship(c: _Checker, raw: Any, line: int, model: ModelSpec) -> Relatio
     field = f"{model.name}.relationships.{name}" if name else field
     target = c.get(m, "model", field, _is_identifier("model name"), required=True)
     kind = c.get(m, "type", field, lambda v: None if v in RELATIONSHIP_TYPES else
-                 f"{v!r} is not a relationship type; use one of {', '.join(RELATIONSHIP_TYPES)}", required=True)
+                 f"{excerpt(v)} is not a relationship type; use one of {', '.join(RELATIONSHIP_TYPES)}", required=True)
     rel = RelationshipSpec(
         name=name, model=target, type=kind, where=c.where(m.line),
         back_populates=c.get(m, "back_populates", field, _is_identifier("attribute name")),
@@ -350,7 +351,7 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         if ix is not None:
             for col_name in ix.columns:
                 if model.column(col_name) is None and col_name not in ("created_at", "updated_at"):
-                    c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {col_name!r} of {name}")
+                    c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {excerpt(col_name)} of {name}")
             model.indexes.append(ix)
     for raw_rel, rel_line in zip(*_items(_list(c, m, "relationships", field))):
         rel = _relationship(c, raw_rel, rel_line, model)
@@ -395,7 +396,7 @@ def parse_file(path: str, app: str, text: str | None = None) -> tuple[ModelFile 
     depends_lines: list[int] = []
     for dep, dep_line in zip(*_items(_list(c, top, "depends", "file"))):
         if not isinstance(dep, str) or not dep.endswith((".yaml", ".yml")):
-            c.fail(dep_line, "depends", f"{dep!r} must be a model file name such as \"user_models.yaml\"")
+            c.fail(dep_line, "depends", f"{excerpt(dep)} must be a model file name such as \"user_models.yaml\"")
         else:
             depends.append(dep)
             depends_lines.append(dep_line)
