@@ -160,6 +160,13 @@ def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
                 problems.append(SchemaProblem(m.where, "name", f"model {m.name!r} is also declared at {o.where.file}:{o.where.line} "
                                               f"by app {o.app!r}; rename one (prefix it with the app's name)"))
                 continue
+            folded = next((t for t in tables if t.lower() == m.table_name.lower() and t != m.table_name), None)
+            if folded is not None:
+                o = tables[folded]
+                problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} differs from table "
+                                              f"{folded!r} (declared at {o.where.file}:{o.where.line} by app "
+                                              f"{o.app!r}) only in case; SQLite would refuse both: rename one"))
+                continue
             if m.table_name in tables:
                 o = tables[m.table_name]
                 problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} is also declared at "

@@ -23,6 +23,11 @@ __all__ = ["parse_file", "TYPES", "DEFAULT_EMBEDDING_MODEL"]
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently
+#: Limits of the target databases (the smaller of PostgreSQL's and SQLite's defaults).
+MAX_COLUMNS = 1600  # PostgreSQL; SQLite's SQLITE_MAX_COLUMN is 2000
+MAX_INDEX_COLUMNS = 32  # PostgreSQL's INDEX_MAX_KEYS
+MAX_STRING_LENGTH = 10_485_760  # PostgreSQL's varchar(n)
+MAX_NUMERIC_PRECISION = 1000  # PostgreSQL's numeric(p, s)
 _TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
 
@@ -142,6 +147,10 @@ def parse_type(text: Any) -> tuple[TypeSpec | None, str | None]:
         return None, f"{excerpt(text)}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
     if name == "String" and args[0] < 1:
         return None, f"{excerpt(text)}: the length must be at least 1"
+    if name == "String" and args[0] > MAX_STRING_LENGTH:
+        return None, f"{excerpt(text)}: the length must be at most {MAX_STRING_LENGTH} (PostgreSQL's limit); use Text"
+    if name == "Numeric" and args and args[0] > MAX_NUMERIC_PRECISION:
+        return None, f"{excerpt(text)}: the precision must be at most {MAX_NUMERIC_PRECISION} (PostgreSQL's limit)"
     if name == "Numeric" and len(args) == 2 and args[1] > args[0]:
         return None, f"{excerpt(text)}: the scale must not exceed the precision"
     return TypeSpec(name, args), None
@@ -253,7 +262,16 @@ def _index(c: _Checker, raw: Any, line: int, model: ModelSpec) -> IndexSpec | No
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "must be a non-empty list of column names")
         return None
     name = c.get(m, "name", field, _is_identifier("index name"), None)
-    name = name or f"ix_{model.table_name}_{'_'.join(cols)}"[:MAX_IDENTIFIER]
+    if name is None:
+        name = f"ix_{model.table_name}_{'_'.join(cols)}"
+        if len(name) > MAX_IDENTIFIER:
+            c.fail(m.line, field, f"the index name Timber generates, {excerpt(name, 140)}, is {len(name)} characters "
+                                  f"long; PostgreSQL truncates names past {MAX_IDENTIFIER}: give the index a shorter `name:`")
+            return None
+    if len(cols) > MAX_INDEX_COLUMNS:
+        c.fail(m.line, f"{field}.{name}", f"has {len(cols)} columns; PostgreSQL indexes take at most "
+                                          f"{MAX_INDEX_COLUMNS}: index fewer columns")
+        return None
     return IndexSpec(name=name, columns=list(cols), where=c.where(m.line), unique=c.get(m, "unique", field, _is_bool, False))
 
 
@@ -323,7 +341,9 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "must list at least one column")
         cols = LineList()
         cols.item_lines = []
+    _check_table_name(c, m, model)
     seen: dict[str, int] = {}
+    folded: dict[str, str] = {}
     for raw_col, col_line in zip(cols, cols.item_lines):
         col = _column(c, raw_col, col_line, f"{field}.columns")
         if col is None:
@@ -331,8 +351,22 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         if col.name in seen:
             c.fail(col_line, f"{field}.columns.{col.name}", f"is declared twice (first on line {seen[col.name]})")
             continue
+        other = folded.get(col.name.lower())
+        if other is not None:
+            c.fail(col_line, f"{field}.columns.{col.name}", f"differs from column {other!r} (line {seen[other]}) "
+                                                            f"only in case; SQLite would refuse both in one table: rename one")
+            continue
         seen[col.name] = col_line
+        folded[col.name.lower()] = col.name
         model.columns.append(col)
+        _check_generated_names(c, model, col, f"{field}.columns.{col.name}")
+    implicit = [n for n in ("created_at", "updated_at") if model.timestamps and n not in seen]
+    total = len(model.columns) + len(implicit)
+    if total > MAX_COLUMNS:
+        with_implicit = f" (with the implicit {' and '.join(implicit)})" if implicit else ""
+        c.fail(c.line_of(m, "columns"), f"{field}.columns",
+               f"has {total} columns{with_implicit}; PostgreSQL allows at most {MAX_COLUMNS} in one table "
+               f"(SQLite 2000): split the model")
     if cols and model.columns and not any(col.primary_key for col in model.columns):
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "no column has primary_key: true; mark the key column")
     typed_by = c.get(m, "typed_by", field, _is_identifier("column name"))
@@ -363,6 +397,34 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     if "vector_search" in m:
         model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
     return model
+
+
+def _check_table_name(c: _Checker, m: LineDict, model: ModelSpec) -> None:
+    """The limits on a table's name beyond being an identifier: SQLite's reserved prefix, the primary key's name."""
+    table, line, field = model.table_name, c.line_of(m, "table_name"), f"{model.name}.table_name"
+    if table.lower().startswith("sqlite_"):
+        c.fail(line, field, f"{table!r} starts with 'sqlite_', which SQLite reserves for itself; choose another name")
+    pk = f"pk_{table}"
+    if len(pk) > MAX_IDENTIFIER:
+        c.fail(line, field, f"the primary key name Timber generates, {pk!r}, is {len(pk)} characters long; "
+                            f"PostgreSQL truncates names past {MAX_IDENTIFIER}: shorten the table name")
+
+
+def _check_generated_names(c: _Checker, model: ModelSpec, col: ColumnSpec, field: str) -> None:
+    """Refuse a column whose index or constraint name (``NAMING_CONVENTION``) PostgreSQL would truncate."""
+    table = model.table_name
+    generated = []
+    if col.index:
+        generated.append(("index", f"ix_{table}_{col.name}"))
+    elif col.unique:
+        generated.append(("unique constraint", f"uq_{table}_{col.name}"))
+    if col.foreign_key:
+        generated.append(("foreign key", f"fk_{table}_{col.name}_{col.foreign_key.split('.')[0]}"))
+    for kind, name in generated:
+        if len(name) > MAX_IDENTIFIER:
+            c.fail(col.where.line, field, f"the {kind} name Timber generates, {name!r}, is {len(name)} characters "
+                                          f"long; PostgreSQL truncates names past {MAX_IDENTIFIER}: shorten the "
+                                          f"table or column name")
 
 
 def _items(lst: LineList | None) -> tuple[list[Any], list[int]]:
