@@ -156,6 +156,13 @@ def _check_query(query: Any, call: str) -> str:
         raise ValidationError(f"{call}: query must be non-empty text to search for, not {query!r:.60}")
     if len(query) > _MAX_QUERY:
         raise ValidationError(f"{call}: query is {len(query)} characters long; the limit is {_MAX_QUERY}")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{call}: query is not valid Unicode text: it holds a lone surrogate {query[exc.start]!r} at index "
+            f"{exc.start}, which cannot be encoded as UTF-8; decode the text from its bytes with errors='replace' "
+            f"before searching") from None
     return query
 
 
