@@ -98,6 +98,28 @@ def test_a_service_call_for_another_user_inside_a_user_context_is_refused(
     assert str(err.value) == refusal(shown, alice, bob, arg)
 
 
+#: The apps' own services, which follow the same rule: (name, app, call).
+APP_CALLS: list[tuple[str, str, Callable[[Any, str], Any]]] = [
+    ("start_trading_session", "canopy", lambda k, u: k.services["orders"].start_trading_session(u, "momentum")),
+    ("create_order", "canopy", lambda k, u: k.services["orders"].create_order(u, "AAPL", "limit", 1, 10.0)),
+    ("fill_order", "canopy", lambda k, u: k.services["orders"].fill_order("o-1", u)),
+    ("get_user_orders", "canopy", lambda k, u: k.services["orders"].get_user_orders(u)),
+    ("start_research", "grove", lambda k, u: k.services["reports"].start_research(u, "AAPL")),
+    ("create_report", "grove", lambda k, u: k.services["reports"].create_report(u, None, "t", "c")),
+    ("publish_report", "grove", lambda k, u: k.services["reports"].publish_report("r-1", u)),
+    ("get_user_reports", "grove", lambda k, u: k.services["reports"].get_user_reports(u)),
+]
+
+
+@pytest.mark.parametrize(("name", "app", "call"), APP_CALLS, ids=[c[0] for c in APP_CALLS])
+def test_an_app_service_call_for_another_user_inside_a_user_context_is_refused(
+        sqlite_kernel: Any, name: str, app: str, call: Callable[[Any, str], Any]) -> None:  # noqa: F811
+    bob = user_service.create_user("bob@example.com", "bob")
+    with app_context(app), user_context("alice"), pytest.raises(IsolationError) as err:
+        call(sqlite_kernel, bob)
+    assert str(err.value) == refusal(name, "alice", bob)
+
+
 WRITES = ["create_session", "create_sessions", "update_session", "end_session", "create_notification",
           "mark_read", "mark_all_read", "track_event", "track_events"]
 
