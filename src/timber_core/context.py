@@ -110,7 +110,11 @@ def platform_context() -> Iterator[str]:
 
 @contextlib.contextmanager
 def user_context(user_id: str | None) -> Iterator[str | None]:
-    """Run the block on behalf of ``user_id`` (used by row-level security)."""
+    """Run the block on behalf of ``user_id`` (used by row-level security).
+
+    Inside it, a service call naming another user raises IsolationError; nest another
+    ``user_context()`` to act for that user.
+    """
     token = _user.set(user_id)
     try:
         yield user_id
@@ -123,9 +127,9 @@ def bind_context(fn: Callable[..., _T]) -> Callable[..., _T]:
 
     Pass the result as a thread's target or to an executor: each call runs in its own
     copy of that snapshot (so concurrent calls never share one), whatever thread runs it.
-    A ``session_scope()`` open at the snapshot is carried too and refused in the other
-    thread (a Session is not thread-safe): start threads outside the scope, or let them
-    open their own. A plain ``threading.Thread(target=fn)`` runs as the process default
+    A ``session_scope()`` open at the snapshot is carried too, and the other thread may
+    not use it (TimberError: a Session is not thread-safe): start such threads outside
+    the scope. A plain ``threading.Thread(target=fn)`` runs as the process default
     app with no user.
     """
     snapshot = contextvars.copy_context()
