@@ -354,3 +354,27 @@ def test_downgrading_one_app_leaves_the_others_alone_without_all(tmp_path: Path)
     result = _timber("downgrade", "--app", "grove", "base", tmp_path=tmp_path)
     assert (result.exit_code, result.stdout) == (0, "downgraded app 'grove' to base\n")
     assert _current(tmp_path)["canopy"] == "canopy_0002"
+
+
+def test_an_index_name_used_by_two_tables_is_refused_naming_both(tmp_path: Path) -> None:
+    path = _model(tmp_path, "models:\n  - name: One\n    table_name: one\n    columns:\n"
+                            "      - {name: id, type: Integer, primary_key: true}\n"
+                            "    indexes:\n      - {name: ix_shared, columns: [id]}\n"
+                            "  - name: Two\n    table_name: two\n    columns:\n"
+                            "      - {name: id, type: Integer, primary_key: true}\n"
+                            "    indexes:\n      - {name: ix_shared, columns: [id]}\n")
+    assert _schema_problems(tmp_path) == [
+        f"{path}:13: app 'orchard', field 'Two.indexes.ix_shared': index 'ix_shared' is also the name of an index "
+        f"of table 'one' ({path}:7, app 'orchard'); index and table names are unique in the whole database: "
+        f"rename one"]
+
+
+def test_an_index_named_like_a_table_is_refused(tmp_path: Path) -> None:
+    path = _model(tmp_path, "models:\n  - name: One\n    table_name: one\n    columns:\n"
+                            "      - {name: id, type: Integer, primary_key: true}\n"
+                            "    indexes:\n      - {name: two, columns: [id]}\n"
+                            "  - name: Two\n    table_name: two\n    columns:\n"
+                            "      - {name: id, type: Integer, primary_key: true}\n")
+    assert _schema_problems(tmp_path) == [
+        f"{path}:7: app 'orchard', field 'One.indexes.two': index 'two' is also the name of table 'two' "
+        f"({path}:8, app 'orchard'); index and table names are unique in the whole database: rename one"]

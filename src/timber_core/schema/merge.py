@@ -131,6 +131,24 @@ def _check_references(models: list[ModelSpec], problems: list[SchemaProblem]) ->
                                               f"association table {rel.secondary!r} is not declared by any loaded model"))
 
 
+def _check_index_names(models: list[ModelSpec], problems: list[SchemaProblem]) -> None:
+    """Index names share one namespace with table names in a database (PostgreSQL's schema, SQLite's file)."""
+    taken: dict[str, tuple[str, Where]] = {m.table_name: (f"table {m.table_name!r}", m.where) for m in models}
+    for m in models:
+        names = [(ix.name, ix.where, f"{m.name}.indexes.{ix.name}") for ix in m.indexes]
+        names += [(f"ix_{m.table_name}_{c.name}", c.where, f"{m.name}.columns.{c.name}.index")
+                  for c in m.columns if c.index]
+        for name, where, field in names:
+            other = taken.get(name)
+            if other is not None:
+                what, at = other
+                problems.append(SchemaProblem(where, field, f"index {name!r} is also the name of {what} "
+                                              f"({at.file}:{at.line}, app {at.app!r}); index and table names are "
+                                              f"unique in the whole database: rename one"))
+                continue
+            taken[name] = (f"an index of table {m.table_name!r}", where)
+
+
 def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
     """Read every model file of the given ``(app, directory)`` pairs into one Schema.
 
@@ -180,4 +198,5 @@ def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
             tables[m.table_name] = m
             models.append(m)
     _check_references(models, problems)
+    _check_index_names(models, problems)
     return Schema(files=ordered, models=models, problems=problems)
