@@ -1,8 +1,9 @@
 """Timber: one kernel, many apps, each seeing only its own data.
 
 The public API is small: :func:`initialize_timber`, :func:`get_model`,
-:data:`hookimpl`, :func:`app_context`, :func:`platform_context`, :func:`user_context` and
-``__version__``. Importing this package is cheap: SQLAlchemy is imported only
+:data:`hookimpl`, :func:`app_context`, :func:`platform_context`, :func:`user_context`,
+:func:`bind_context` / :func:`submit_in_context` / :class:`ContextThreadPoolExecutor` (carry the
+context into threads) and ``__version__``. Importing this package is cheap: SQLAlchemy is imported only
 when the kernel is initialized.
 """
 
@@ -10,7 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import app_context, platform_context, user_context
+from .context import (
+    ContextThreadPoolExecutor,
+    app_context,
+    bind_context,
+    platform_context,
+    submit_in_context,
+    user_context,
+)
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +34,9 @@ __all__ = [
     "app_context",
     "platform_context",
     "user_context",
+    "bind_context",
+    "submit_in_context",
+    "ContextThreadPoolExecutor",
     "__version__",
 ]
 

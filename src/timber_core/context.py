@@ -4,14 +4,21 @@ The process default is the app named in ``initialize_timber(app_name=...)``;
 :func:`app_context` switches it for a block and :func:`platform_context` opens
 the one explicit cross-app context. Both are contextvars, so each thread and
 each asyncio task keeps its own.
+
+A new thread starts with a fresh context: it runs as the process default app with no
+user. To carry the caller's app and user into a thread or an executor, wrap the
+callable with :func:`bind_context`, submit it with :func:`submit_in_context`, or use a
+:class:`ContextThreadPoolExecutor` (``asyncio.to_thread`` already copies the context).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import Final
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, Final, TypeVar
 
 from .errors import ConfigurationError, NotInitializedError
 
@@ -23,7 +30,12 @@ __all__ = [
     "current_user",
     "user_context",
     "is_platform",
+    "bind_context",
+    "submit_in_context",
+    "ContextThreadPoolExecutor",
 ]
+
+_T = TypeVar("_T")
 
 #: The name of the cross-app context. No app may be called this.
 PLATFORM: Final = "platform"
@@ -98,9 +110,44 @@ def platform_context() -> Iterator[str]:
 
 @contextlib.contextmanager
 def user_context(user_id: str | None) -> Iterator[str | None]:
-    """Run the block on behalf of ``user_id`` (used by row-level security)."""
+    """Run the block on behalf of ``user_id`` (used by row-level security).
+
+    Inside it, a service call naming another user raises IsolationError; nest another
+    ``user_context()`` to act for that user.
+    """
     token = _user.set(user_id)
     try:
         yield user_id
     finally:
         _user.reset(token)
+
+
+def bind_context(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Return ``fn`` bound to a copy of the caller's context (app, user), taken now.
+
+    Pass the result as a thread's target or to an executor: each call runs in its own
+    copy of that snapshot (so concurrent calls never share one), whatever thread runs it.
+    A ``session_scope()`` open at the snapshot is carried too, and the other thread may
+    not use it (TimberError: a Session is not thread-safe): start such threads outside
+    the scope. A plain ``threading.Thread(target=fn)`` runs as the process default
+    app with no user.
+    """
+    snapshot = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> _T:
+        return snapshot.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+def submit_in_context(executor: Executor, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+    """``executor.submit(fn, *args, **kwargs)`` with ``fn`` running in the caller's context (app, user)."""
+    return executor.submit(bind_context(fn), *args, **kwargs)
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose ``submit`` (and ``map``) run each call in the submitter's context."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:  # type: ignore[override]
+        return super().submit(bind_context(fn), *args, **kwargs)

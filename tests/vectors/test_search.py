@@ -89,8 +89,9 @@ def test_an_app_searches_only_its_own_points_and_the_users_filter_is_applied(ker
         assert [h["id"] for h in vector_service.search(QUERY, "research_sessions")] == [theirs]
         with pytest.raises(IsolationError) as err:
             vector_service.search(QUERY, "research_sessions", {"user_id": alice})
-        assert str(err.value) == (f"search: the block acts for user {bob!r} (user_context) but filter_dict asks "
-                                  f"for user {alice!r}")
+        assert str(err.value) == (
+            f"search: the block acts for user {bob!r} (user_context) but filter_dict['user_id'] is {alice!r}; pass "
+            f"filter_dict['user_id']={bob!r}, or enter user_context({alice!r}) around the call to act for that user")
     with timber_core.app_context("canopy"):
         assert [h["app"] for h in vector_service.search(QUERY, "orders")] == ["canopy"]
         with pytest.raises(IsolationError) as err:

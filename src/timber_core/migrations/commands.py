@@ -1,6 +1,6 @@
 """The migration commands of the ``timber`` CLI: ``register(cli)`` adds them.
 
-``timber migrate [--app NAME] [--sql] [--drop-unrecorded]``, ``timber downgrade --app NAME REV``,
+``timber migrate [--app NAME] [--sql] [--drop-unrecorded]``, ``timber downgrade --app NAME [--all] REV``,
 ``timber create-migration "message" --app NAME``, ``timber migrations status [--json]``,
 ``timber migrations check``, ``timber doctor``.
 
@@ -68,8 +68,11 @@ def register(cli: click.Group) -> None:
     # ignore_unknown_options: a relative revision such as -1 is the argument, not an unknown option.
     @cli.command("downgrade", context_settings={"ignore_unknown_options": True})
     @click.option("--app", "app", required=True, help="The app whose branch to downgrade.")
+    @click.option("--all", "with_dependents", is_flag=True,
+                  help="Also take down the other apps whose revisions depend on what is removed "
+                       "(refused without it, naming them).")
     @click.argument("revision")
-    def downgrade_cmd(app: str, revision: str) -> None:
+    def downgrade_cmd(app: str, revision: str, with_dependents: bool) -> None:
         """Downgrade one app's branch to REVISION (an id, `base` or `-1`)."""
         from .runner import downgrade
 
@@ -78,12 +81,13 @@ def register(cli: click.Group) -> None:
 
         kernel = _kernel(app)
         try:
-            downgrade(kernel, app, revision, on_wait=_say_wait)
+            others = downgrade(kernel, app, revision, with_dependents=with_dependents, on_wait=_say_wait)
         except Exception as exc:
             raise _fail(exc) from None
         finally:
             kernel.close()
-        click.echo(f"downgraded app {app!r} to {revision}")
+        taken = " and ".join(f"app {name!r}" for name in others)
+        click.echo(f"downgraded app {app!r} to {revision}" + (f", and with it {taken}" if taken else ""))
 
     @cli.command("create-migration")
     @click.argument("message")

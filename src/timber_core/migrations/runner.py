@@ -91,17 +91,22 @@ def upgrade(
     return None
 
 
-def downgrade(kernel: Kernel, app: str, revision: str, *, on_wait: OnWait | None = None) -> None:
+def downgrade(kernel: Kernel, app: str, revision: str, *, with_dependents: bool = False,
+              on_wait: OnWait | None = None) -> list[str]:
     """Downgrade ``app``'s branch to ``revision`` (a revision id, ``base`` or ``-N``).
 
+    Alembic would also take down every other app whose applied revisions depend on a
+    revision being removed (the kernel's first revision, for every app): that is refused
+    with ConfigurationError naming those apps and the command for each, unless
+    ``with_dependents`` (``timber downgrade --all``). Return the other apps taken down.
     Raise ConfigurationError for a revision that is not on the app's branch.
     ``on_wait`` is told once if another process is migrating.
     """
     branch = _branch(kernel, app)
+    script = ScriptDirectory.from_config(make_config(kernel))
     if revision == "base" or revision.startswith("-"):
         target = f"{branch}@{revision}"
     else:
-        script = ScriptDirectory.from_config(make_config(kernel))
         try:
             rev = script.get_revision(revision)
         except Exception as exc:
@@ -113,7 +118,79 @@ def downgrade(kernel: Kernel, app: str, revision: str, *, on_wait: OnWait | None
             )
         target = rev.revision
     with _migrating(kernel, on_wait) as conn:
+        dependents = _dependents(kernel, script, conn, app, revision)
+        if dependents and not with_dependents:
+            raise ConfigurationError(_dependents_refusal(app, revision, dependents))
         command.downgrade(make_config(kernel, connection=conn), target)
+    return [name for name, _current, _to in dependents]
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _ancestors(script: ScriptDirectory, revision: Any) -> set[str]:
+    """Every revision ``revision`` needs applied: its down revisions and ``depends_on``, transitively."""
+    seen: set[str] = set()
+    stack = [revision]
+    while stack:
+        current = stack.pop()
+        for name in _as_tuple(current.down_revision) + _as_tuple(current.dependencies):
+            try:
+                parent = script.get_revision(name)
+            except Exception:  # a symbolic dependency Alembic cannot resolve alone: nothing to follow
+                continue
+            if parent is not None and parent.revision not in seen:
+                seen.add(parent.revision)
+                stack.append(parent)
+    return seen
+
+
+def _dependents(kernel: Kernel, script: ScriptDirectory, conn: Any, app: str, revision: str) -> list[tuple[str, str, str]]:
+    """The other apps a downgrade of ``app`` to ``revision`` would take down: (app, current, how far down)."""
+    heads = MigrationContext.configure(conn).get_current_heads()
+    if not heads:
+        return []
+    applied = {r.revision for r in script.iterate_revisions(heads, "base")}
+
+    def applied_branch(name: str) -> list[Any]:  # newest first
+        return [r for r in script.walk_revisions() if name in r.branch_labels and r.revision in applied]
+
+    own = applied_branch(app)
+    if revision == "base":
+        removed = own
+    elif revision.startswith("-"):
+        removed = own[:int(revision[1:])]
+    else:
+        ids = [r.revision for r in own]
+        removed = own[:ids.index(revision)] if revision in ids else []
+    removed_ids = {r.revision for r in removed}
+    if not removed_ids:
+        return []
+    found = []
+    for other in kernel.apps.loaded():
+        if other.name == app:
+            continue
+        revisions = applied_branch(other.name)
+        hit = next((r for r in reversed(revisions) if _ancestors(script, r) & removed_ids), None)
+        if hit is None:
+            continue
+        own_ids = {r.revision for r in revisions}
+        down = _as_tuple(hit.down_revision)
+        to = down[0] if len(down) == 1 and down[0] in own_ids else "base"
+        found.append((other.name, revisions[0].revision, to))
+    return found
+
+
+def _dependents_refusal(app: str, revision: str, dependents: list[tuple[str, str, str]]) -> str:
+    apps = " and ".join(f"app {name!r} (at {current})" for name, current, _to in dependents)
+    commands = ", ".join(f"`timber downgrade --app {name} {to}`" for name, _current, to in dependents)
+    one = len(dependents) == 1
+    return (f"downgrade --app {app} {revision} would also take down {apps}: {'its' if one else 'their'} revisions "
+            f"depend on what it removes. Take {'it' if one else 'them'} down first ({commands}), or pass --all to "
+            f"take {'it' if one else 'them'} down with it")
 
 
 def _branch(kernel: Kernel, app: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from .spec import ColumnSpec, ModelFile, ModelSpec, SchemaProblem, TypeSpec, Where
 from .validate import parse_file
+from .yamlio import excerpt
 
 __all__ = ["Schema", "load_schema", "model_files"]
 
@@ -43,7 +44,7 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
         candidates = by_base.get(dep, [])
         if not candidates:
             known = ", ".join(sorted(by_base)) or "none"
-            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is not a model file of any loaded app; known files: {known}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{excerpt(dep)} is not a model file of any loaded app; known files: {known}"))
             return None
         if len(candidates) > 1:
             own = [x for x in candidates if x.app == f.app]
@@ -52,7 +53,7 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
                 return own[0]
             if len(kernel) == 1:
                 return kernel[0]
-            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{dep!r} is ambiguous: {', '.join(x.path for x in candidates)}"))
+            problems.append(SchemaProblem(f.depends_where(i), "depends", f"{excerpt(dep)} is ambiguous: {', '.join(x.path for x in candidates)}"))
             return None
         return candidates[0]
 
@@ -130,6 +131,24 @@ def _check_references(models: list[ModelSpec], problems: list[SchemaProblem]) ->
                                               f"association table {rel.secondary!r} is not declared by any loaded model"))
 
 
+def _check_index_names(models: list[ModelSpec], problems: list[SchemaProblem]) -> None:
+    """Index names share one namespace with table names in a database (PostgreSQL's schema, SQLite's file)."""
+    taken: dict[str, tuple[str, Where]] = {m.table_name: (f"table {m.table_name!r}", m.where) for m in models}
+    for m in models:
+        names = [(ix.name, ix.where, f"{m.name}.indexes.{ix.name}") for ix in m.indexes]
+        names += [(f"ix_{m.table_name}_{c.name}", c.where, f"{m.name}.columns.{c.name}.index")
+                  for c in m.columns if c.index]
+        for name, where, field in names:
+            other = taken.get(name)
+            if other is not None:
+                what, at = other
+                problems.append(SchemaProblem(where, field, f"index {name!r} is also the name of {what} "
+                                              f"({at.file}:{at.line}, app {at.app!r}); index and table names are "
+                                              f"unique in the whole database: rename one"))
+                continue
+            taken[name] = (f"an index of table {m.table_name!r}", where)
+
+
 def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
     """Read every model file of the given ``(app, directory)`` pairs into one Schema.
 
@@ -159,6 +178,13 @@ def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
                 problems.append(SchemaProblem(m.where, "name", f"model {m.name!r} is also declared at {o.where.file}:{o.where.line} "
                                               f"by app {o.app!r}; rename one (prefix it with the app's name)"))
                 continue
+            folded = next((t for t in tables if t.lower() == m.table_name.lower() and t != m.table_name), None)
+            if folded is not None:
+                o = tables[folded]
+                problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} differs from table "
+                                              f"{folded!r} (declared at {o.where.file}:{o.where.line} by app "
+                                              f"{o.app!r}) only in case; SQLite would refuse both: rename one"))
+                continue
             if m.table_name in tables:
                 o = tables[m.table_name]
                 problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} is also declared at "
@@ -172,4 +198,5 @@ def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
             tables[m.table_name] = m
             models.append(m)
     _check_references(models, problems)
+    _check_index_names(models, problems)
     return Schema(files=ordered, models=models, problems=problems)

@@ -17,12 +17,17 @@ from .spec import (
     VectorSearchSpec,
     Where,
 )
-from .yamlio import LineDict, LineList, YamlSyntaxError, load_yaml
+from .yamlio import LineDict, LineList, YamlSyntaxError, excerpt, load_yaml
 
 __all__ = ["parse_file", "TYPES", "DEFAULT_EMBEDDING_MODEL"]
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently
+#: Limits of the target databases (the smaller of PostgreSQL's and SQLite's defaults).
+MAX_COLUMNS = 1600  # PostgreSQL; SQLite's SQLITE_MAX_COLUMN is 2000
+MAX_INDEX_COLUMNS = 32  # PostgreSQL's INDEX_MAX_KEYS
+MAX_STRING_LENGTH = 10_485_760  # PostgreSQL's varchar(n)
+MAX_NUMERIC_PRECISION = 1000  # PostgreSQL's numeric(p, s)
 _TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
 
@@ -79,7 +84,8 @@ class _Checker:
             return None
         for key in value:
             if key not in allowed:
-                self.fail(value.key_lines[key], f"{field}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+                shown = key if isinstance(key, str) and len(key) <= MAX_IDENTIFIER else excerpt(key)
+                self.fail(value.key_lines[key], f"{field}.{shown}", f"unknown key; allowed: {', '.join(allowed)}")
         return value
 
     def line_of(self, m: LineDict, key: str) -> int:
@@ -106,20 +112,20 @@ def _kind(value: Any) -> str:
 
 
 def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"must be true or false; got {v!r}"
+    return None if isinstance(v, bool) else f"must be true or false; got {excerpt(v)}"
 
 
 def _is_text(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else f"must be non-empty text; got {v!r}"
+    return None if isinstance(v, str) and v.strip() else f"must be non-empty text; got {excerpt(v)}"
 
 
 def _is_identifier(kind: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, str) or not IDENTIFIER.match(v):
-            return (f"{v!r} is not a valid {kind}: use letters, digits and underscores, "
+            return (f"{excerpt(v)} is not a valid {kind}: use letters, digits and underscores, "
                     f"starting with a letter or underscore")
         if len(v) > MAX_IDENTIFIER:
-            return f"{v!r} is longer than {MAX_IDENTIFIER} characters, the PostgreSQL limit"
+            return f"{excerpt(v)} is longer than {MAX_IDENTIFIER} characters, the PostgreSQL limit"
         return None
     return check
 
@@ -131,18 +137,22 @@ def parse_type(text: Any) -> tuple[TypeSpec | None, str | None]:
         return None, f"must be a type name; allowed: {allowed}"
     m = _TYPE.match(text)
     if not m or m.group(1) not in TYPES:
-        return None, f"unknown type {text!r}; allowed: {allowed}"
+        return None, f"unknown type {excerpt(text)}; allowed: {allowed}"
     name = m.group(1)
     args = tuple(int(a) for a in m.groups()[1:] if a is not None)
     lo, hi = TYPES[name]
     if not lo <= len(args) <= hi:
         if name == "String":
-            return None, f"{text!r}: String needs a length, e.g. String(255)"
-        return None, f"{text!r}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
+            return None, f"{excerpt(text)}: String needs a length, e.g. String(255)"
+        return None, f"{excerpt(text)}: {name} takes {'no arguments' if hi == 0 else f'at most {hi} arguments'}"
     if name == "String" and args[0] < 1:
-        return None, f"{text!r}: the length must be at least 1"
+        return None, f"{excerpt(text)}: the length must be at least 1"
+    if name == "String" and args[0] > MAX_STRING_LENGTH:
+        return None, f"{excerpt(text)}: the length must be at most {MAX_STRING_LENGTH} (PostgreSQL's limit); use Text"
+    if name == "Numeric" and args and args[0] > MAX_NUMERIC_PRECISION:
+        return None, f"{excerpt(text)}: the precision must be at most {MAX_NUMERIC_PRECISION} (PostgreSQL's limit)"
     if name == "Numeric" and len(args) == 2 and args[1] > args[0]:
-        return None, f"{text!r}: the scale must not exceed the precision"
+        return None, f"{excerpt(text)}: the scale must not exceed the precision"
     return TypeSpec(name, args), None
 
 
@@ -165,16 +175,16 @@ def _check_default(col: ColumnSpec, value: Any) -> str | None:
     if ok is None:
         return f"{t} columns take only a function default ({', '.join(k for k, v in FUNCTION_DEFAULTS.items() if t in v) or 'none'})"
     if not ok(value):
-        return f"{value!r} is not a valid {t} value"
+        return f"{excerpt(value)} is not a valid {t} value"
     if t == "String" and len(value) > col.type.args[0]:
-        return f"{value!r} is longer than the column's {col.type}"
+        return f"{excerpt(value)} is longer than the column's {col.type}"
     return None
 
 
 def _named(raw: Any, field: str) -> str:
     """Return ``field.<name>`` when ``raw`` is a mapping with a usable name, so errors say which one."""
     name = raw.get("name") if isinstance(raw, LineDict) else None
-    if isinstance(name, str) and IDENTIFIER.match(name):
+    if isinstance(name, str) and IDENTIFIER.match(name) and len(name) <= MAX_IDENTIFIER:
         return f"{field}.{name}" if field else name
     return field or "models[]"
 
@@ -222,13 +232,13 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
 
 def _fk_check(v: Any) -> str | None:
     if not isinstance(v, str) or v.count(".") != 1 or not all(IDENTIFIER.match(p) for p in v.split(".")):
-        return f"{v!r} must name a column as table.column, e.g. users.id"
+        return f"{excerpt(v)} must name a column as table.column, e.g. users.id"
     return None
 
 
 def _ondelete_check(v: Any) -> str | None:
     if not isinstance(v, str) or v.upper() not in ONDELETE:
-        return f"{v!r} is not allowed; use one of {', '.join(ONDELETE)}"
+        return f"{excerpt(v)} is not allowed; use one of {', '.join(ONDELETE)}"
     return None
 
 
@@ -252,7 +262,16 @@ def _index(c: _Checker, raw: Any, line: int, model: ModelSpec) -> IndexSpec | No
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "must be a non-empty list of column names")
         return None
     name = c.get(m, "name", field, _is_identifier("index name"), None)
-    name = name or f"ix_{model.table_name}_{'_'.join(cols)}"[:MAX_IDENTIFIER]
+    if name is None:
+        name = f"ix_{model.table_name}_{'_'.join(cols)}"
+        if len(name) > MAX_IDENTIFIER:
+            c.fail(m.line, field, f"the index name Timber generates, {excerpt(name, 140)}, is {len(name)} characters "
+                                  f"long; PostgreSQL truncates names past {MAX_IDENTIFIER}: give the index a shorter `name:`")
+            return None
+    if len(cols) > MAX_INDEX_COLUMNS:
+        c.fail(m.line, f"{field}.{name}", f"has {len(cols)} columns; PostgreSQL indexes take at most "
+                                          f"{MAX_INDEX_COLUMNS}: index fewer columns")
+        return None
     return IndexSpec(name=name, columns=list(cols), where=c.where(m.line), unique=c.get(m, "unique", field, _is_bool, False))
 
 
@@ -265,7 +284,7 @@ def _relationship(c: _Checker, raw: Any, line: int, model: ModelSpec) -> Relatio
     field = f"{model.name}.relationships.{name}" if name else field
     target = c.get(m, "model", field, _is_identifier("model name"), required=True)
     kind = c.get(m, "type", field, lambda v: None if v in RELATIONSHIP_TYPES else
-                 f"{v!r} is not a relationship type; use one of {', '.join(RELATIONSHIP_TYPES)}", required=True)
+                 f"{excerpt(v)} is not a relationship type; use one of {', '.join(RELATIONSHIP_TYPES)}", required=True)
     rel = RelationshipSpec(
         name=name, model=target, type=kind, where=c.where(m.line),
         back_populates=c.get(m, "back_populates", field, _is_identifier("attribute name")),
@@ -322,7 +341,9 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "must list at least one column")
         cols = LineList()
         cols.item_lines = []
+    _check_table_name(c, m, model)
     seen: dict[str, int] = {}
+    folded: dict[str, str] = {}
     for raw_col, col_line in zip(cols, cols.item_lines):
         col = _column(c, raw_col, col_line, f"{field}.columns")
         if col is None:
@@ -330,8 +351,22 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         if col.name in seen:
             c.fail(col_line, f"{field}.columns.{col.name}", f"is declared twice (first on line {seen[col.name]})")
             continue
+        other = folded.get(col.name.lower())
+        if other is not None:
+            c.fail(col_line, f"{field}.columns.{col.name}", f"differs from column {other!r} (line {seen[other]}) "
+                                                            f"only in case; SQLite would refuse both in one table: rename one")
+            continue
         seen[col.name] = col_line
+        folded[col.name.lower()] = col.name
         model.columns.append(col)
+        _check_generated_names(c, model, col, f"{field}.columns.{col.name}")
+    implicit = [n for n in ("created_at", "updated_at") if model.timestamps and n not in seen]
+    total = len(model.columns) + len(implicit)
+    if total > MAX_COLUMNS:
+        with_implicit = f" (with the implicit {' and '.join(implicit)})" if implicit else ""
+        c.fail(c.line_of(m, "columns"), f"{field}.columns",
+               f"has {total} columns{with_implicit}; PostgreSQL allows at most {MAX_COLUMNS} in one table "
+               f"(SQLite 2000): split the model")
     if cols and model.columns and not any(col.primary_key for col in model.columns):
         c.fail(c.line_of(m, "columns"), f"{field}.columns", "no column has primary_key: true; mark the key column")
     typed_by = c.get(m, "typed_by", field, _is_identifier("column name"))
@@ -350,7 +385,7 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         if ix is not None:
             for col_name in ix.columns:
                 if model.column(col_name) is None and col_name not in ("created_at", "updated_at"):
-                    c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {col_name!r} of {name}")
+                    c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {excerpt(col_name)} of {name}")
             model.indexes.append(ix)
     for raw_rel, rel_line in zip(*_items(_list(c, m, "relationships", field))):
         rel = _relationship(c, raw_rel, rel_line, model)
@@ -362,6 +397,34 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     if "vector_search" in m:
         model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
     return model
+
+
+def _check_table_name(c: _Checker, m: LineDict, model: ModelSpec) -> None:
+    """The limits on a table's name beyond being an identifier: SQLite's reserved prefix, the primary key's name."""
+    table, line, field = model.table_name, c.line_of(m, "table_name"), f"{model.name}.table_name"
+    if table.lower().startswith("sqlite_"):
+        c.fail(line, field, f"{table!r} starts with 'sqlite_', which SQLite reserves for itself; choose another name")
+    pk = f"pk_{table}"
+    if len(pk) > MAX_IDENTIFIER:
+        c.fail(line, field, f"the primary key name Timber generates, {pk!r}, is {len(pk)} characters long; "
+                            f"PostgreSQL truncates names past {MAX_IDENTIFIER}: shorten the table name")
+
+
+def _check_generated_names(c: _Checker, model: ModelSpec, col: ColumnSpec, field: str) -> None:
+    """Refuse a column whose index or constraint name (``NAMING_CONVENTION``) PostgreSQL would truncate."""
+    table = model.table_name
+    generated = []
+    if col.index:
+        generated.append(("index", f"ix_{table}_{col.name}"))
+    elif col.unique:
+        generated.append(("unique constraint", f"uq_{table}_{col.name}"))
+    if col.foreign_key:
+        generated.append(("foreign key", f"fk_{table}_{col.name}_{col.foreign_key.split('.')[0]}"))
+    for kind, name in generated:
+        if len(name) > MAX_IDENTIFIER:
+            c.fail(col.where.line, field, f"the {kind} name Timber generates, {name!r}, is {len(name)} characters "
+                                          f"long; PostgreSQL truncates names past {MAX_IDENTIFIER}: shorten the "
+                                          f"table or column name")
 
 
 def _items(lst: LineList | None) -> tuple[list[Any], list[int]]:
@@ -395,7 +458,7 @@ def parse_file(path: str, app: str, text: str | None = None) -> tuple[ModelFile 
     depends_lines: list[int] = []
     for dep, dep_line in zip(*_items(_list(c, top, "depends", "file"))):
         if not isinstance(dep, str) or not dep.endswith((".yaml", ".yml")):
-            c.fail(dep_line, "depends", f"{dep!r} must be a model file name such as \"user_models.yaml\"")
+            c.fail(dep_line, "depends", f"{excerpt(dep)} must be a model file name such as \"user_models.yaml\"")
         else:
             depends.append(dep)
             depends_lines.append(dep_line)

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ValidationError
+from ..context import current_user
+from ..errors import IsolationError, ValidationError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,35}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -75,3 +76,17 @@ def check_bool(value: Any, arg: str, call: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{call}: {arg} must be True or False, not {value!r}")
     return value
+
+
+def check_acting_user(user_id: Any, call: str, arg: str = "user_id") -> None:
+    """Refuse a call for ``user_id`` inside a ``user_context()`` of another user (IsolationError).
+
+    With no user context set, any user may be named (background jobs, the platform).
+    An explicit ``user_context(other)`` around the call is how code acts for another user.
+    """
+    acting = current_user()
+    if acting is not None and user_id != acting:
+        raise IsolationError(
+            f"{call}: the block acts for user {acting!r} (user_context) but {arg} is {user_id!r:.60}; pass "
+            f"{arg}={acting!r}, or enter user_context({user_id!r:.60}) around the call to act for that user"
+        )

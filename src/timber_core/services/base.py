@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["BaseService"]
@@ -32,3 +34,23 @@ class BaseService:
     def _get_model(self, name: str) -> type[Any]:
         """Return model ``name`` for the current app; raise IsolationError for another app's."""
         return self.kernel.get_model(name)  # type: ignore[no-any-return]
+
+    @contextmanager
+    def acting_for(self, user_id: str, call: str) -> Iterator[str]:
+        """Run the block for ``user_id`` (``user_context``); IsolationError if the caller acts for another user.
+
+        What an app service taking a ``user_id`` enters instead of ``user_context(user_id)``, so
+        that, like the shared services, it refuses to act for Bob inside ``user_context(alice)``.
+        """
+        from ..context import user_context
+        from ._validate import check_acting_user
+
+        check_acting_user(user_id, call)
+        with user_context(user_id):
+            yield user_id
+
+    def check_user(self, user_id: str, call: str) -> None:
+        """Raise IsolationError if the caller's ``user_context()`` acts for another user than ``user_id``."""
+        from ._validate import check_acting_user
+
+        check_acting_user(user_id, call)

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, 
 
 from ..context import PLATFORM, current_app, current_user, user_context
 from ..errors import IsolationError, ValidationError
-from ._validate import check_bool, check_id, check_json, check_limit, check_name, check_text
+from ._validate import check_acting_user, check_bool, check_id, check_json, check_limit, check_name, check_text
 from .base import BaseService
 
 __all__ = [
@@ -50,6 +50,20 @@ __all__ = [
     "notification_service",
     "tracker_service",
 ]
+
+
+def _check_user(user_id: Any, call: str) -> str:
+    """Return ``user_id`` if it is an id and the block (if it acts for a user) acts for it."""
+    check_id(user_id, "user_id", call)
+    check_acting_user(user_id, call)
+    return user_id  # type: ignore[no-any-return]
+
+
+def _optional_user(user_id: Any, call: str) -> str | None:
+    """Check an optional ``user_id``; return it, else the ``user_context()`` user (None if none)."""
+    if user_id is None:
+        return current_user()
+    return _check_user(user_id, call)
 
 
 def _now() -> _dt.datetime:
@@ -193,7 +207,7 @@ class SessionService(_SharedService):
         if checked is not None and key in checked:
             owner, app = checked[key]
         else:
-            check_id(user_id, "user_id", call)
+            _check_user(user_id, call)
             owner, app = self._owned_or_raise(session_type, call)
             if checked is not None:
                 checked[key] = (owner, app)
@@ -254,8 +268,7 @@ class SessionService(_SharedService):
     def get_session(self, session_id: str, user_id: str | None = None) -> Row[Any] | None:
         """Return session ``session_id`` if the caller may see it, else None."""
         check_id(session_id, "session_id", "get_session")
-        if user_id is not None:
-            check_id(user_id, "user_id", "get_session")
+        user_id = _optional_user(user_id, "get_session")
         table = self._table()
         stmt = select(table).where(*self._visible_by_id(table, session_id, user_id))
         with self._tx(user_id) as conn:
@@ -268,7 +281,7 @@ class SessionService(_SharedService):
         the platform context). Asking for another app's type raises IsolationError.
         """
         call = "get_user_sessions"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         limit = check_limit(limit, "limit", call)
         if session_type is not None:
             self._owned_or_raise(session_type, call)
@@ -306,7 +319,7 @@ class SessionService(_SharedService):
         in the platform context.
         """
         call = "get_app_sessions"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         check_name(app_name, "app_name", call)
         self.kernel.apps.require_loaded(app_name)
         app = current_app()
@@ -324,8 +337,7 @@ class SessionService(_SharedService):
 
     def _change(self, call: str, session_id: str, user_id: str | None, values: dict[str, Any]) -> bool:
         check_id(session_id, "session_id", call)
-        if user_id is not None:
-            check_id(user_id, "user_id", call)
+        user_id = _optional_user(user_id, call)
         table = self._table()
         stmt = update(table).where(*self._visible_by_id(table, session_id, user_id))
         values["updated_at"] = _now()
@@ -373,7 +385,7 @@ class NotificationService(_SharedService):
         ``app_name`` and ``data["app"]`` are stamped with the calling app.
         """
         call = "create_notification"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         check_name(notification_type, "notification_type", call)
         check_text(title, "title", call, 255)
         check_text(message, "message", call, 10_000, required=False)
@@ -394,7 +406,7 @@ class NotificationService(_SharedService):
                                limit: int = 50) -> list[Row[Any]]:
         """Return ``user_id``'s notifications from every app (or one), newest first."""
         call = "get_user_notifications"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         check_bool(unread_only, "unread_only", call)
         limit = check_limit(limit, "limit", call, 1000) or 50
         t = self._table()
@@ -410,7 +422,7 @@ class NotificationService(_SharedService):
     def mark_read(self, notification_id: str, user_id: str) -> bool:
         """Mark one of ``user_id``'s notifications read; return False if there is none such."""
         check_id(notification_id, "notification_id", "mark_read")
-        check_id(user_id, "user_id", "mark_read")
+        _check_user(user_id, "mark_read")
         t = self._table()
         with self._tx(user_id) as conn:
             result = conn.execute(update(t).where(t.c.id == notification_id, t.c.user_id == user_id)
@@ -419,7 +431,7 @@ class NotificationService(_SharedService):
 
     def mark_all_read(self, user_id: str, app_name: str | None = None) -> int:
         """Mark every unread notification of ``user_id`` (of one app, if given) read; return how many."""
-        check_id(user_id, "user_id", "mark_all_read")
+        _check_user(user_id, "mark_all_read")
         t = self._table()
         stmt = update(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
@@ -429,7 +441,7 @@ class NotificationService(_SharedService):
 
     def unread_count(self, user_id: str, app_name: str | None = None) -> int:
         """Return how many of ``user_id``'s notifications are unread (of one app, if given)."""
-        check_id(user_id, "user_id", "unread_count")
+        _check_user(user_id, "unread_count")
         t = self._table()
         stmt = select(func.count()).select_from(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
@@ -444,7 +456,7 @@ class TrackerService(_SharedService):
     model = "Event"
 
     def _event_row(self, user_id: Any, event_type: Any, event_data: Any, call: str, now: _dt.datetime) -> dict[str, Any]:
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         check_name(event_type, "event_type", call, max_len=100)
         app = current_app()
         if app == PLATFORM:
@@ -475,7 +487,7 @@ class TrackerService(_SharedService):
     def get_user_events(self, user_id: str, event_type: str | None = None, limit: int = 100) -> list[Row[Any]]:
         """Return ``user_id``'s events of the calling app (every app's in the platform context), newest first."""
         call = "get_user_events"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         limit = check_limit(limit, "limit", call) or 100
         t = self._table()
         stmt = select(t).where(t.c.user_id == user_id)
@@ -494,7 +506,7 @@ class TrackerService(_SharedService):
         listing every loaded app's types, zero included.
         """
         call = "get_user_activity_summary"
-        check_id(user_id, "user_id", call)
+        _check_user(user_id, call)
         if current_app() != PLATFORM:
             raise IsolationError(
                 f"{call}: app {current_app()!r} may not read other apps' activity; call it inside "

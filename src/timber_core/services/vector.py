@@ -23,7 +23,7 @@ from typing import Any
 from ..context import PLATFORM, current_app, current_user
 from ..errors import ConfigurationError, IsolationError, NotFoundError, ValidationError
 from ..vectors.outbox import INDEXED_FIELDS, IndexedModel
-from ._validate import check_id, check_limit
+from ._validate import check_acting_user, check_id, check_limit
 from .base import BaseService
 
 __all__ = ["VectorService", "vector_service"]
@@ -92,13 +92,10 @@ class VectorService(BaseService):
                 raise IsolationError(f"{call}: app {app!r} may not search app {asked!r}'s points; leave 'app' "
                                      f"out, Timber filters by the calling app")
             must["app"] = app
-            user = current_user()
-            if user is not None:
-                asked_user = must.get("user_id", user)
-                if asked_user != user:
-                    raise IsolationError(f"{call}: the block acts for user {user!r} (user_context) but "
-                                         f"filter_dict asks for user {asked_user!r}")
-                must["user_id"] = user
+        user = current_user()
+        if user is not None:  # in the platform context too: the block acts for one user
+            check_acting_user(must.get("user_id", user), call, "filter_dict['user_id']")
+            must["user_id"] = user
         return must
 
     def search(self, query: str, collection_name: str, filter_dict: Mapping[str, Any] | None = None,
@@ -125,7 +122,7 @@ class VectorService(BaseService):
         """Search every vector collection ``user_id`` has points in; merge by score; tag each hit with its app.
 
         Only in ``timber_core.platform_context()`` (cross-app reads are explicit);
-        elsewhere raise IsolationError.
+        elsewhere raise IsolationError, as for a ``user_id`` other than the ``user_context()`` user.
         """
         call = "unified_search"
         if current_app() != PLATFORM:
@@ -134,6 +131,7 @@ class VectorService(BaseService):
                 f"timber_core.platform_context(), or use search() on your own collections"
             )
         check_id(user_id, "user_id", call)
+        check_acting_user(user_id, call)
         query = _check_query(query, call)
         limit = check_limit(limit, "limit", call, 1000) or 20
         runtime = self._runtime()
@@ -158,6 +156,13 @@ def _check_query(query: Any, call: str) -> str:
         raise ValidationError(f"{call}: query must be non-empty text to search for, not {query!r:.60}")
     if len(query) > _MAX_QUERY:
         raise ValidationError(f"{call}: query is {len(query)} characters long; the limit is {_MAX_QUERY}")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{call}: query is not valid Unicode text: it holds a lone surrogate {query[exc.start]!r} at index "
+            f"{exc.start}, which cannot be encoded as UTF-8; decode the text from its bytes with errors='replace' "
+            f"before searching") from None
     return query
 
 

@@ -15,6 +15,7 @@ context. The default embedded store is shared by every process; the Edge store
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 import time
@@ -28,6 +29,28 @@ from .._cli_support import logged as _logged
 from .._cli_support import kernel_for_command
 
 __all__ = ["register"]
+
+
+class _Seconds(click.ParamType):
+    """A finite number of seconds within ``[low, high]``: nan, inf, 1e400 and negatives are usage errors."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and self.low <= seconds <= self.high):
+            self.fail(f"{str(value)[:40]!r} is not a number of seconds from {self.low:g} to {self.high:g}.", param, ctx)
+        return seconds
+
+
+#: The worker's interval: at least 10 ms (a busy loop otherwise), at most a day.
+INTERVAL = _Seconds(0.01, 86_400)
 
 
 def _kernel(app: str | None) -> Any:
@@ -72,8 +95,8 @@ def register(cli: click.Group) -> None:
 
     @vectors.command("worker")
     @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
-    @click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-                  help="Seconds between drains.")
+    @click.option("--interval", type=INTERVAL, default=1.0, show_default=True,
+                  help="Seconds between drains, from 0.01 to 86400.")
     @click.option("--once", is_flag=True, help="Drain once (due work only) and exit.")
     def worker_cmd(app: str | None, interval: float, once: bool) -> None:
         """Drain due work every INTERVAL seconds until SIGINT/SIGTERM (retries wait out their backoff)."""

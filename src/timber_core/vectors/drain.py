@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import LargeBinary, cast, delete, select
 
 from ..apps import KERNEL_APP
 from ..context import PLATFORM, app_context, platform_context, user_context
@@ -58,6 +58,31 @@ def point_payload(model: IndexedModel, app: str, row_id: str, user_id: Any, cont
     if user_id is not None:
         payload["user_id"] = str(user_id)
     return payload
+
+
+def content_column(runtime: VectorRuntime, column: Any) -> Any:
+    """The content column as the index reads it: its raw bytes on SQLite, else the text.
+
+    SQLite stores whatever bytes raw SQL gives it, and Python's sqlite3 refuses to read
+    a TEXT value that is not valid UTF-8 (a lone surrogate written as CESU-8 bytes, say):
+    read as bytes, such a row is indexed (see :func:`content_text`) instead of failing its
+    whole batch. PostgreSQL refuses invalid UTF-8 when it is written.
+    """
+    if runtime.kernel.db.engine.dialect.name == "sqlite":
+        return cast(column, LargeBinary)
+    return column
+
+
+def content_text(value: Any) -> Any:
+    """The text to embed and store for a content value: invalid UTF-8 and lone surrogates become U+FFFD."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
 
 
 @contextmanager
@@ -144,7 +169,7 @@ def _read_rows(runtime: VectorRuntime, model: IndexedModel, entries: Iterable[Ou
     table = model.cls.__table__  # type: ignore[attr-defined]
     pk = table.c[model.pk_column]
     user_col = table.c[model.user_column] if model.user_column else None
-    cols = [pk, user_col if user_col is not None else pk, table.c[model.content_column]]
+    cols = [pk, user_col if user_col is not None else pk, content_column(runtime, table.c[model.content_column])]
     groups: dict[tuple[str, str | None], list[str]] = {}
     for e in entries:
         groups.setdefault((model.app if not model.shared else e.app, e.user_id), []).append(e.row_id)
@@ -154,7 +179,7 @@ def _read_rows(runtime: VectorRuntime, model: IndexedModel, entries: Iterable[Ou
             for start in range(0, len(ids), _READ_CHUNK):
                 keys = [_key(pk, i) for i in ids[start:start + _READ_CHUNK]]
                 for row_pk, user_id, content in conn.execute(select(*cols).where(pk.in_(keys))):
-                    found[str(row_pk)] = (user_id if user_col is not None else None, content)
+                    found[str(row_pk)] = (user_id if user_col is not None else None, content_text(content))
     return found
 
 
@@ -242,7 +267,7 @@ def _rebuild(runtime: VectorRuntime, model: IndexedModel, batch_size: int) -> in
     table = model.cls.__table__  # type: ignore[attr-defined]
     pk = table.c[model.pk_column]
     user_col = table.c[model.user_column] if model.user_column else None
-    content = table.c[model.content_column]
+    content = content_column(runtime, table.c[model.content_column])
     app = model.app if not model.shared else KERNEL_APP
     last: Any = None
     count = 0
@@ -255,6 +280,8 @@ def _rebuild(runtime: VectorRuntime, model: IndexedModel, batch_size: int) -> in
         if not rows:
             return count
         last = rows[-1][0]
-        upserts = [(str(r[0]), app, r[1] if user_col is not None else None, r[2]) for r in rows if has_text(r[2])]
+        texts = [content_text(r[2]) for r in rows]
+        upserts = [(str(r[0]), app, r[1] if user_col is not None else None, t) for r, t in zip(rows, texts)
+                   if has_text(t)]
         _write(runtime, model, upserts, [])
         count += len(upserts)

@@ -257,13 +257,17 @@ class Embedder:
         return model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One normalized vector per text, in order, computed in batches of ``batch_size``."""
+        """One normalized vector per text, in order, computed in batches of ``batch_size``.
+
+        A lone surrogate (text that is not valid Unicode) is embedded as U+FFFD.
+        """
         if isinstance(texts, str):
             raise VectorSearchError("embed() takes a sequence of texts, not a single string; use embed_query()")
         items = list(texts)
         for index, text in enumerate(items):
             if not isinstance(text, str):
                 raise VectorSearchError(f"text #{index} to embed is a {type(text).__name__}, not a string")
+            items[index] = _encodable(text)
         if not items:
             return []
         import numpy as np
@@ -275,6 +279,7 @@ class Embedder:
         """The normalized vector of a search query (the model's query form, if it has one)."""
         if not isinstance(text, str) or not text.strip():
             raise VectorSearchError("the search query is empty; give some text to search for")
+        text = _encodable(text)
         import numpy as np
 
         vectors = np.asarray(list(self._model().query_embed([text])), dtype=np.float32)
@@ -283,6 +288,15 @@ class Embedder:
     def __repr__(self) -> str:
         source = self.model_path or self.cache_dir or "fastembed cache"
         return f"Embedder({self.model_name!r}, from {source})"
+
+
+def _encodable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (the tokenizer takes only valid UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def _normalize(vectors: Any) -> Any:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from ..apps import KERNEL_APP
 from ..context import platform_context
-from .drain import _key, _write
+from .drain import _key, _write, content_column, content_text
 from .outbox import IndexedModel, has_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,10 +69,11 @@ def _rows(runtime: VectorRuntime, model: IndexedModel) -> dict[str, tuple[str | 
     table = model.cls.__table__  # type: ignore[attr-defined]
     pk = table.c[model.pk_column]
     user = table.c[model.user_column] if model.user_column else None
-    content = table.c[model.content_column]
+    content = content_column(runtime, table.c[model.content_column])
     found: dict[str, tuple[str | None, str]] = {}
     with platform_context(), runtime.kernel.db.connection() as conn:
-        for row_pk, user_id, text in conn.execute(select(pk, user if user is not None else pk, content)):
+        for row_pk, user_id, raw in conn.execute(select(pk, user if user is not None else pk, content)):
+            text = content_text(raw)
             if has_text(text):
                 found[str(row_pk)] = (None if user is None or user_id is None else str(user_id), _digest(text))
     return found
@@ -112,13 +113,14 @@ def repair(runtime: VectorRuntime, drift: Drift) -> None:
             table = model.cls.__table__  # type: ignore[attr-defined]
             pk = table.c[model.pk_column]
             user = table.c[model.user_column] if model.user_column else None
-            content = table.c[model.content_column]
+            content = content_column(runtime, table.c[model.content_column])
             app = model.app if not model.shared else KERNEL_APP
             with platform_context(), runtime.kernel.db.connection() as conn:
                 for start in range(0, len(todo), 500):
                     keys = [_key(pk, i) for i in todo[start:start + 500]]
-                    for row_pk, user_id, text in conn.execute(
+                    for row_pk, user_id, raw in conn.execute(
                             select(pk, user if user is not None else pk, content).where(pk.in_(keys))):
+                        text = content_text(raw)
                         if has_text(text):
                             upserts.append((str(row_pk), app, user_id if user is not None else None, text))
         _write(runtime, model, upserts, drift.orphans)

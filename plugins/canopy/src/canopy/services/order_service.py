@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from timber_core.context import user_context
 from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
@@ -26,7 +25,7 @@ class OrderService(BaseService):
         """
         session_type = "paper_trading" if paper else "trading"
         TradingSession = self._get_model("TradingSession")
-        with user_context(user_id), self.db.session_scope() as session:
+        with self.acting_for(user_id, "start_trading_session"), self.db.session_scope() as session:
             session_id = session_service.create_session(user_id, session_type, {"strategy": strategy})
             session.add(TradingSession(id=session_id, user_id=user_id, session_type=session_type,
                                        strategy=strategy, metadata_={"app": "canopy"}))
@@ -50,6 +49,7 @@ class OrderService(BaseService):
             if price <= 0:
                 raise ValidationError(f"create_order: price must be positive, not {price}")
         Order = self._get_model("Order")
+        self.check_user(user_id, "create_order")
         with self.db.session_scope() as session:
             order = Order(user_id=user_id, session_id=session_id, symbol=symbol.upper(), order_type=order_type,
                           quantity=quantity, price=price, status="pending", notes=notes)
@@ -63,7 +63,7 @@ class OrderService(BaseService):
         One transaction: the order is filled only if the notification is written too.
         """
         Order = self._get_model("Order")
-        with user_context(user_id), self.db.session_scope() as session:
+        with self.acting_for(user_id, "fill_order"), self.db.session_scope() as session:
             order = session.query(Order).filter_by(id=order_id, user_id=user_id, status="pending").first()
             if order is None:
                 return False
@@ -79,6 +79,7 @@ class OrderService(BaseService):
         if status is not None and status not in STATUSES:
             raise ValidationError(f"get_user_orders: status={status!r}; use one of {', '.join(STATUSES)}")
         Order = self._get_model("Order")
+        self.check_user(user_id, "get_user_orders")
         with self.db.session_scope() as session:
             query = session.query(Order).filter_by(user_id=user_id)
             if status:

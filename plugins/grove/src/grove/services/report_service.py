@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from timber_core.context import user_context
 from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
@@ -24,7 +23,7 @@ class ReportService(BaseService):
         One transaction: all three are committed together, or none is.
         """
         ResearchSession = self._get_model("ResearchSession")
-        with user_context(user_id), self.db.session_scope() as session:
+        with self.acting_for(user_id, "start_research"), self.db.session_scope() as session:
             session_id = session_service.create_session(user_id, "research", {"symbol": symbol})
             session.add(ResearchSession(id=session_id, user_id=user_id, symbol=symbol, notes=notes))
             tracker_service.track_event(user_id, "research_session_created",
@@ -38,6 +37,7 @@ class ReportService(BaseService):
         if not isinstance(content, str) or len(content) > MAX_REPORT_LENGTH:
             raise ValidationError(f"create_report: content must be text of at most {MAX_REPORT_LENGTH} characters")
         Report = self._get_model("ResearchReport")
+        self.check_user(user_id, "create_report")
         with self.db.session_scope() as session:
             report = Report(user_id=user_id, session_id=session_id, title=title, content=content, is_published=False)
             session.add(report)
@@ -50,7 +50,7 @@ class ReportService(BaseService):
         One transaction: the report is published only if the notification is written too.
         """
         Report = self._get_model("ResearchReport")
-        with user_context(user_id), self.db.session_scope() as session:
+        with self.acting_for(user_id, "publish_report"), self.db.session_scope() as session:
             report = session.query(Report).filter_by(id=report_id, user_id=user_id).first()
             if report is None:
                 return False
@@ -65,6 +65,7 @@ class ReportService(BaseService):
     def get_user_reports(self, user_id: str, published_only: bool = False) -> list[Any]:
         """Return the user's reports, newest first."""
         Report = self._get_model("ResearchReport")
+        self.check_user(user_id, "get_user_reports")
         with self.db.session_scope() as session:
             query = session.query(Report).filter_by(user_id=user_id)
             if published_only:
