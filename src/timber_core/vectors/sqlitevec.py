@@ -125,7 +125,6 @@ class SqliteVecStore(VectorStore):
         self._conn: Any = None
         self._lock = threading.RLock()
         self._closed = False
-        self._catalog: dict[str, _Collection] | None = None
 
     # -- connection ---------------------------------------------------------------
     def _connect(self) -> Any:
@@ -201,7 +200,6 @@ class SqliteVecStore(VectorStore):
                     conn.execute("ROLLBACK")
                 except sqlean.Error:
                     pass  # SQLite already rolled back (e.g. on SQLITE_FULL)
-                self._catalog = None  # the catalog may have changed with the rollback
                 if isinstance(exc, sqlean.Error):
                     raise self._io_error(action, exc) from None
                 raise
@@ -218,10 +216,10 @@ class SqliteVecStore(VectorStore):
     def _get(self, name: str) -> _Collection:
         """Collection ``name`` as the file says now (another process may have dropped or rebuilt it)."""
         check_collection_name(name)
-        self._catalog = self._collections()
-        coll = self._catalog.get(name)
+        catalog = self._collections()
+        coll = catalog.get(name)
         if coll is None:
-            raise unknown_collection_error(name, self._catalog)
+            raise unknown_collection_error(name, catalog)
         return coll
 
     def _where(self, name: str, coll: _Collection, must: Mapping[str, FilterValue] | None) -> tuple[str, list[Any]]:
@@ -251,8 +249,8 @@ class SqliteVecStore(VectorStore):
     def ensure_collection(self, name: str, dim: int, indexed_fields: Sequence[str]) -> None:
         check_collection_name(name)
         with self._write("create a collection") as conn:
-            self._catalog = self._collections()  # inside the write lock: what every process sees now
-            coll = self._catalog.get(name)
+            # Read inside the write lock: what every process sees now.
+            coll = self._collections().get(name)
             if coll is None:
                 table_id = int(conn.execute("SELECT coalesce(max(table_id), 0) + 1 FROM timber_collections")
                                .fetchone()[0])
@@ -268,8 +266,7 @@ class SqliteVecStore(VectorStore):
                     )
                 missing = set(indexed_fields) - set(coll.indexed_fields)
                 if missing:
-                    coll = self._rebuild_with_fields(conn, coll, sorted(set(coll.indexed_fields) | missing))
-            self._catalog[name] = coll
+                    self._rebuild_with_fields(conn, coll, sorted(set(coll.indexed_fields) | missing))
 
     def _rebuild_with_fields(self, conn: Any, old: _Collection, fields: list[str]) -> _Collection:
         """Copy ``old`` into a new table with metadata columns for ``fields`` (vec0 cannot add columns)."""
@@ -369,16 +366,13 @@ class SqliteVecStore(VectorStore):
         with self._lock:
             if not self.path.exists() and self._conn is None:
                 return []
-            self._catalog = self._collections()
-            return sorted(self._catalog)
+            return sorted(self._collections())
 
     def drop_collection(self, name: str) -> None:
         with self._write("drop a collection") as conn:
-            self._catalog = self._collections()
             coll = self._get(name)
             conn.execute(f"DROP TABLE {coll.table}")
             conn.execute("DELETE FROM timber_collections WHERE name = ?", (name,))
-            del self._catalog[name]
 
     def close(self) -> None:
         with self._lock:
