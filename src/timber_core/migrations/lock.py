@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import text
 
+from .._flock import acquire, open_lock_file
 from ..errors import TimberError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,38 +91,24 @@ def _gave_up(db: DatabaseManager, lock: str, timeout: float) -> MigrationLockTim
 
 @contextlib.contextmanager
 def _file_lock(db: DatabaseManager, path: str, timeout: float, on_wait: Callable[[str], None]) -> Iterator[None]:
-    import fcntl
-
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(path)
     except OSError as exc:
         raise TimberError(
             f"cannot open the migration lock file {path} ({exc.strerror}): the directory of "
             f"{db.display_url} must be writable by this process"
         ) from None
     try:
-        deadline = None
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pass
-            if deadline is None:  # first miss: say once what we wait for
-                deadline = time.monotonic() + timeout
-                lock = _describe_file(fd, path)
-                on_wait(_waiting(db, lock, timeout))
-            elif time.monotonic() >= deadline:
+        if not acquire(fd, deadline=0.0):  # held elsewhere: say once what we wait for, then wait
+            lock = _describe_file(fd, path)
+            on_wait(_waiting(db, lock, timeout))
+            if not acquire(fd, deadline=time.monotonic() + timeout):
                 raise _gave_up(db, lock, timeout)
-            time.sleep(_POLL_S)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
-        os.close(fd)
+        os.close(fd)  # releases the lock
 
 
 def _describe_file(fd: int, path: str) -> str:

@@ -25,7 +25,6 @@ Contracts beyond :class:`~timber_core.vectors.store.VectorStore`:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timber_core._flock import acquire, open_lock_file
 from timber_core.errors import ConfigurationError, VectorSearchError
 from timber_core.vectors.store import (
     ID_KEY,
@@ -114,10 +114,8 @@ class EdgeStore(VectorStore):
             return
         self.root_dir.mkdir(parents=True, exist_ok=True)
         path = self.root_dir / OWNER_LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = open_lock_file(path)
+        if not acquire(fd, deadline=0.0):  # one attempt: the owner keeps it until it closes
             owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
             raise VectorSearchError(

@@ -22,7 +22,6 @@ most :data:`CLOSE_RETRY_WAIT_S`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import text
 
+from .._flock import acquire, open_lock_file
 from ..context import platform_context
 from ..errors import ConfigurationError, NotFoundError
 from .outbox import INDEXED_FIELDS, IndexedModel, Recorder, indexed_models, outbox_table
@@ -175,18 +175,9 @@ class VectorRuntime:
         if not database or database == ":memory:":
             yield True
             return
-        fd = os.open(database + DRAIN_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(database + DRAIN_LOCK_SUFFIX)
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:  # type: ignore[operator]
-                        yield False
-                        return
-                    time.sleep(0.02)
-            yield True
+            yield acquire(fd, deadline)
         finally:
             os.close(fd)  # releases the lock
 
