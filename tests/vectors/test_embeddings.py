@@ -111,6 +111,17 @@ def test_unknown_name_without_path_fails_fast() -> None:
                               f" this model name and no local directory is configured. {how_to('no-such-org/no-such-model')}")
 
 
+def test_loading_a_local_model_leaves_the_environment_alone(offline_model_dir: str) -> None:
+    """A library must not change its host's environment: no HF_HUB_OFFLINE set behind the host's back."""
+    code = ("import os; from timber_core.vectors.embeddings import Embedder\n"
+            f"vectors = Embedder('sentence-transformers/all-MiniLM-L6-v2', model_path={offline_model_dir!r}).embed(['x'])\n"
+            "print(len(vectors[0]), os.environ.get('HF_HUB_OFFLINE'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": SRC}, timeout=120)
+    assert out.stdout.strip() == "384 None", out.stderr
+
+
 def test_known_name_not_cached_offline_fails_fast(tmp_path: Path) -> None:
     """A fresh process with HF_HUB_OFFLINE=1 and an empty cache: an error within seconds, no retries."""
     code = ("import time; from timber_core.vectors.embeddings import Embedder\n"

@@ -54,7 +54,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "sp
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str | None, str | None], Any] = {}
 _REGISTERED: set[str] = set()
-_SET_OFFLINE = False  # True once this module set HF_HUB_OFFLINE itself
 
 
 def _how_to_provide(model_name: str) -> str:
@@ -143,10 +142,6 @@ def _offline() -> bool:
 
 
 def _load_local(model_name: str, directory: str, dim: int, pooling: str) -> Any:
-    global _SET_OFFLINE
-    if "HF_HUB_OFFLINE" not in os.environ:  # a local model never needs the hub
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        _SET_OFFLINE = True
     from fastembed import TextEmbedding
     from fastembed.common.model_description import ModelSource, PoolingType
 
@@ -167,7 +162,9 @@ def _load_local(model_name: str, directory: str, dim: int, pooling: str) -> Any:
                 raise
         _REGISTERED.add(alias)
     try:
-        return TextEmbedding(alias, specific_model_path=directory)
+        # A local directory never needs the hub: fastembed returns specific_model_path before any
+        # download, and local_files_only keeps it so. The host's environment is left alone.
+        return TextEmbedding(alias, specific_model_path=directory, local_files_only=True)
     except Exception as exc:
         raise _missing(model_name, f"loading {directory} failed ({type(exc).__name__}: {exc})") from exc
 
@@ -188,8 +185,7 @@ def _load_by_name(model_name: str, cache_dir: str | None) -> Any:
     except Exception as cached_exc:
         where = cache_dir or "fastembed's default cache"
         if _offline():
-            why = " (set by Timber when it loaded a local model directory)" if _SET_OFFLINE else ""
-            raise _missing(model_name, f"it is not in {where} and HF_HUB_OFFLINE is set{why}") from cached_exc
+            raise _missing(model_name, f"it is not in {where} and HF_HUB_OFFLINE is set") from cached_exc
         if not _hub_reachable():
             raise _missing(model_name, f"it is not in {where} and the Hugging Face hub is unreachable") from cached_exc
     try:
