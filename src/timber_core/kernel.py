@@ -35,7 +35,11 @@ _lock = threading.Lock()
 
 
 class ServiceRegistry(Mapping[str, Any]):
-    """The apps' services by name, built on first use from their factories."""
+    """The apps' services by name, built on first use from their factories.
+
+    A read-only Mapping: ``registry[name]`` raises NotFoundError naming the installed
+    services, while ``in`` and ``get`` answer without raising, as for any Mapping.
+    """
 
     def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
@@ -82,6 +86,13 @@ class ServiceRegistry(Mapping[str, Any]):
                         ) from None
                 self._built[name] = factory(self._kernel)
         return self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return service ``name``, or ``default`` when no app contributes it (the Mapping contract)."""
+        return self[name] if name in self._factories else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._factories)

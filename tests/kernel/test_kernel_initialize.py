@@ -191,6 +191,17 @@ def test_services_are_reachable_by_name_and_built_on_first_use(
     assert kernel.services["journal_entries"] is kernel.services["journal_entries"]
 
 
+def test_services_keep_the_mapping_protocol(tmp_path: Path) -> None:
+    """``in``, ``get``, ``keys`` and ``items`` answer like any Mapping: no NotFoundError for a membership test."""
+    kernel = _init(tmp_path)
+    assert "orders" in kernel.services
+    assert "ledger" not in kernel.services
+    assert kernel.services.get("ledger") is None
+    assert kernel.services.get("ledger", "default") == "default"
+    assert kernel.services.get("orders") is kernel.services["orders"]
+    assert dict(kernel.services.items())["orders"] is kernel.services["orders"]
+
+
 def test_unknown_service_names_the_installed_services(tmp_path: Path) -> None:
     kernel = _init(tmp_path)
     with pytest.raises(NotFoundError) as info:
