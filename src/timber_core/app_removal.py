@@ -28,6 +28,7 @@ revisions that depend on the app's).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
 __all__ = ["RemovalPlan", "plan_removal", "remove_app"]
+
+log = logging.getLogger("timber.migrations")
 
 #: Columns of the kernel's tables that record the app a row belongs to.
 _APP_COLUMNS = ("app_name", "app")
@@ -139,12 +142,18 @@ def plan_removal(kernel: Kernel, app: str) -> RemovalPlan:
 OnStep = Callable[[str], None]
 
 
-def remove_app(kernel: Kernel, plan: RemovalPlan, on_step: OnStep | None = None) -> None:
+def _log_wait(message: str) -> None:
+    log.warning("%s", message)
+
+
+def remove_app(kernel: Kernel, plan: RemovalPlan, on_step: OnStep | None = None,
+               on_wait: OnStep | None = None) -> None:
     """Take away everything ``plan`` lists, in the order of the module docstring.
 
     Raise ConfigurationError, changing nothing, when the plan has refusals (or a dependent
     app appeared since it was made). Safe to run again after an interruption: each step
-    does only what is left.
+    does only what is left. ``on_step`` is told each step done; ``on_wait`` once if another
+    process is migrating the database.
     """
     say = on_step or (lambda _line: None)
     if plan.refusals:
@@ -154,7 +163,7 @@ def remove_app(kernel: Kernel, plan: RemovalPlan, on_step: OnStep | None = None)
         from .migrations.runner import downgrade
 
         try:
-            downgrade(kernel, app, "base")
+            downgrade(kernel, app, "base", on_wait=on_wait)
         except ConfigurationError:
             refusals = _refusals(kernel, app)  # an app migrated since the plan: say it the removal's way
             if refusals:
@@ -162,7 +171,7 @@ def remove_app(kernel: Kernel, plan: RemovalPlan, on_step: OnStep | None = None)
             raise
         say(f"downgraded app {app!r} to base ({', '.join(plan.revisions)})")
     elif plan.tables:
-        _drop_tables(kernel, list(plan.tables))
+        _drop_tables(kernel, list(plan.tables), on_wait)
     if plan.tables:
         say(f"dropped its tables: {', '.join(plan.tables)}")
     if plan.shared_rows:
@@ -198,8 +207,7 @@ def _applied_revisions(kernel: Kernel, app: str) -> list[str]:
 
 def _own_tables(kernel: Kernel, app: str) -> dict[str, int]:
     """The app's tables present in the database, with their rows (read in the platform context)."""
-    with kernel.db.admin_connection() as conn:
-        existing = set(inspect(conn).get_table_names())
+    existing = _existing_tables(kernel)
     names = [m.table_name for m in kernel.models_of(app) if m.table_name in existing]
     counts: dict[str, int] = {}
     with platform_context(), kernel.db.connection() as conn:
@@ -208,11 +216,19 @@ def _own_tables(kernel: Kernel, app: str) -> dict[str, int]:
     return counts
 
 
+def _existing_tables(kernel: Kernel) -> set[str]:
+    with kernel.db.admin_connection() as conn:
+        return set(inspect(conn).get_table_names())
+
+
 def _shared_conditions(kernel: Kernel, app: str) -> dict[str, Any]:
-    """For each kernel table recording owning apps, the condition matching ``app``'s rows."""
+    """For each kernel table (present in the database) recording owning apps, the condition matching ``app``'s rows."""
     types = sorted(kernel.apps.session_types_of(app))
+    existing = _existing_tables(kernel)
     conditions: dict[str, Any] = {}
     for spec in kernel.models_of(KERNEL_APP):
+        if spec.table_name not in existing:
+            continue
         table = kernel.metadata.tables[spec.table_name]
         clauses = [table.c[column] == app for column in _APP_COLUMNS if column in table.c]
         if spec.typed_by and types:
@@ -281,13 +297,13 @@ def _refusals(kernel: Kernel, app: str) -> list[str]:
 # -- changing -----------------------------------------------------------------------------------
 
 
-def _drop_tables(kernel: Kernel, names: list[str]) -> None:
+def _drop_tables(kernel: Kernel, names: list[str], on_wait: OnStep | None) -> None:
     """Drop the tables of an app that has no revisions (created by ``create_all``), in one transaction."""
     from .migrations.lock import migration_lock
     from .migrations.transaction import migration_connection
 
     tables = [kernel.metadata.tables[n] for n in names]
-    with migration_lock(kernel.db, timeout=kernel.config.MIGRATION_LOCK_TIMEOUT, on_wait=lambda _m: None):
+    with migration_lock(kernel.db, timeout=kernel.config.MIGRATION_LOCK_TIMEOUT, on_wait=on_wait or _log_wait):
         with migration_connection(kernel.db) as conn:
             kernel.metadata.drop_all(conn, tables=tables, checkfirst=True)
 

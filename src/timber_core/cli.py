@@ -231,7 +231,7 @@ def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
             if not yes and not click.confirm(f"Remove app {name!r}'s data from {plan.database}?", default=False):
                 click.echo("nothing changed")
                 return
-            remove_app(kernel, plan, on_step=click.echo)
+            remove_app(kernel, plan, on_step=click.echo, on_wait=lambda message: click.echo(message, err=True))
             click.echo(f"removed app {name!r} from {plan.database}")
     except click.ClickException:
         raise

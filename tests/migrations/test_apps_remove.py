@@ -366,3 +366,11 @@ def test_an_app_without_revisions_has_its_tables_dropped(tmp_path: Path, monkeyp
     assert "dropped its tables: journal_entries\ndeleted its rows from the shared tables: events 1\n" in result.stdout
     assert "journal_entries" not in dump(url)
     assert rows_of(url, "events") == []
+
+
+def test_removing_from_a_database_that_never_had_the_app_says_nothing_is_left(sqlite_url: str) -> None:
+    result = remove(sqlite_url, "removeme", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert f"nothing of app 'removeme' is left in {sqlite_url}\n" in result.stdout
+    assert dump(sqlite_url) == {}
