@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, inspect, or_, select
+from sqlalchemy import delete, func, inspect, or_, select, text
 
 from .apps import KERNEL_APP
 from .context import platform_context
@@ -312,6 +312,10 @@ def _delete_shared_rows(kernel: Kernel, app: str) -> dict[str, int]:
     """Delete ``app``'s rows from every shared table in one transaction; return the rows deleted per table."""
     deleted: dict[str, int] = {}
     with platform_context(), kernel.db.connection() as conn:
+        if kernel.db.dialect == "postgresql":
+            # An app's years of events can take longer than TIMBER_STATEMENT_TIMEOUT_MS to delete; a
+            # timeout would roll back every time, and the removal could never complete.
+            conn.execute(text("SELECT set_config('statement_timeout', '0', true)"))
         for name, condition in _shared_conditions(kernel, app).items():
             n = conn.execute(delete(kernel.metadata.tables[name]).where(condition)).rowcount
             if n:
