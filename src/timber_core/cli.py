@@ -181,6 +181,83 @@ def apps_list(as_json: bool) -> None:
             click.echo(f"{r['name']}: {r['status']}: {r['error']}", err=True)
 
 
+@apps_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Remove without asking (needed when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Remove app NAME's tables, shared rows and vector collections from the database, before uninstalling it.
+
+    Shows what will go and asks first. Other apps' data is not touched; the app's
+    PostgreSQL role is kept (the SQL to drop it is printed). See docs/plugins.md.
+    """
+    from ._cli_support import CommandError, fail
+    from .errors import TimberError
+
+    if as_json and not dry_run:
+        raise click.UsageError("--json prints the plan only: add --dry-run")
+    installed = [a.name for a in _apps() if a.name != KERNEL_APP]
+    if name == KERNEL_APP:
+        raise CommandError("the kernel ('timber') cannot be removed; remove apps one at a time")
+    if name not in installed:
+        raise CommandError(
+            f"no app named {name!r} is installed (installed: {', '.join(installed) or 'none'}); "
+            f"`timber apps remove` needs the app still installed: its migrations take its tables down"
+        )
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise CommandError(f"cannot ask for confirmation (stdin is not a terminal): run `timber apps remove {name} "
+                           f"--yes` to remove it, or add --dry-run to only see what would go")
+    from .app_removal import plan_removal, remove_app
+    from .migrations.doctor import skip_startup_check
+
+    with skip_startup_check():  # the check would refuse the very states removal goes through
+        kernel = _kernel_for(name)
+    try:
+        plan = plan_removal(kernel, name)
+        if as_json:
+            click.echo(json.dumps(plan.as_dict(), indent=2))
+            return
+        for line in plan.describe():
+            click.echo(line)
+        if plan.refusals:
+            raise CommandError(plan.refusal())
+        if dry_run:
+            click.echo("dry run: nothing changed")
+            return
+        if plan.empty:
+            click.echo(f"nothing of app {name!r} is left in {plan.database}")
+        else:
+            if not yes and not click.confirm(f"Remove app {name!r}'s data from {plan.database}?", default=False):
+                click.echo("nothing changed")
+                return
+            remove_app(kernel, plan, on_step=click.echo, on_wait=lambda message: click.echo(message, err=True))
+            click.echo(f"removed app {name!r} from {plan.database}")
+    except click.ClickException:
+        raise
+    except TimberError as exc:
+        raise CommandError(str(exc), exc) from None
+    except Exception as exc:
+        raise fail(exc) from None
+    finally:
+        kernel.close()
+    click.echo(f"now uninstall {plan.distribution} (or set TIMBER_DISABLE_APPS={name}): while it is installed, "
+               f"Timber migrates its tables back on SQLite and reports them missing on PostgreSQL")
+    if plan.role_sql:
+        click.echo(f"its role {plan.role} is kept: roles belong to the whole PostgreSQL server. Once no database "
+                   f"on it uses app {name!r}, drop the role as a superuser: run the first statement in each "
+                   f"database where the app was installed, then the second once:")
+        for statement in plan.role_sql:
+            click.echo(f"  {statement}")
+
+
+def _kernel_for(app: str) -> Any:
+    """Initialize Timber as ``app`` for a command that manages the schema: no tables created."""
+    from ._cli_support import kernel_for_command
+
+    return kernel_for_command(app, create_tables=False)
+
+
 @cli.group("models")
 def models_group() -> None:
     """Inspect the merged model registry."""
