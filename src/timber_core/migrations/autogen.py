@@ -126,6 +126,7 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
             kernel,
             connection=conn,
             timber_app=app,
+            timber_app_tables=sorted(source["tables"]),  # a table whose model was removed is dropped
             timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
             process_revision_directives=process,
         )
