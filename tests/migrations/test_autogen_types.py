@@ -22,11 +22,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 import timber_core
-from timber_core.migrations import autogen, runner
+from timber_core.migrations import autogen, rendering, runner
 from timber_core.migrations.doctor import skip_startup_check
+from timber_core.schema.build import _sa_type
+from timber_core.schema.spec import TypeSpec
+from timber_core.schema.validate import TYPES
 
 from ..conftest import postgres_url_or_skip
 
@@ -223,3 +227,42 @@ def test_sqlite_and_postgresql_render_every_column_type_the_same(
         "sa.String(length=36)", "sa.String(length=40)", "sa.String(length=50)", "sa.Text()", "sa.Uuid(as_uuid=False)",
     ]
     assert ("name", "sa.String(length=100)", "sa.String(length=150)") in second
+
+
+def test_create_migration_refuses_a_revision_id_already_in_the_graph(
+    new_database: NewDatabase, typezoo: Callable[[str], None], tmp_path: Path
+) -> None:
+    typezoo("v1")
+    kernel = kernel_for(new_database("sqlite"))
+    runner.upgrade(kernel)
+    taken = kernel.apps.get("canopy").migrations_dir
+    with pytest.raises(timber_core.errors.ConfigurationError) as err:
+        autogen.create_migration(kernel, "zoo", APP, rev_id="canopy_0001")
+    kernel.close()
+    assert str(err.value) == (
+        f"revision id 'canopy_0001' is already used by {os.path.join(taken, 'canopy_0001_initial_canopy_tables.py')}; choose "
+        f"another --rev-id (e.g. <app>_<next number>) or leave it out for a random one"
+    )
+    assert list((tmp_path / "revisions").glob("*.py")) == []
+
+
+SPECS = [
+    TypeSpec("String", (20,)), TypeSpec("Text"), TypeSpec("Integer"), TypeSpec("BigInteger"), TypeSpec("Float"),
+    TypeSpec("Numeric"), TypeSpec("Numeric", (7,)), TypeSpec("Numeric", (10, 2)), TypeSpec("Boolean"),
+    TypeSpec("DateTime"), TypeSpec("Date"), TypeSpec("JSON"), TypeSpec("UUID"),
+]
+
+
+def test_the_type_samples_cover_the_model_language() -> None:
+    assert {s.name for s in SPECS} == set(TYPES)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_each_type_renders_as_what_the_models_build_on_both_databases(spec: TypeSpec) -> None:
+    built = _sa_type(spec)
+    text_, imports = rendering.render_type(rendering.type_spec(built) or TypeSpec("none"))
+    namespace: dict[str, Any] = {}
+    exec("import sqlalchemy as sa\n" + "\n".join(sorted(imports)), namespace)
+    rendered = eval(text_, namespace)
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        assert rendered.compile(dialect=dialect) == built.compile(dialect=dialect), dialect.name
