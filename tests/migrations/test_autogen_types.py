@@ -266,3 +266,29 @@ def test_each_type_renders_as_what_the_models_build_on_both_databases(spec: Type
     rendered = eval(text_, namespace)
     for dialect in (sqlite.dialect(), postgresql.dialect()):
         assert rendered.compile(dialect=dialect) == built.compile(dialect=dialect), dialect.name
+
+
+def test_a_revision_of_only_policy_changes_imports_neither_sqlalchemy_nor_op(tmp_path: Path) -> None:
+    # Canopy gains the session type 'options': only its restrictive policy changes.
+    with skip_startup_check():
+        kernel = timber_core.initialize_timber("canopy", database_url=f"sqlite:///{tmp_path}/t.db",
+                                               create_tables=False, session_types=["options"])
+    canopy = kernel.apps.get("canopy")
+    shutil.copytree(canopy.migrations_dir, tmp_path / "canopy", ignore=shutil.ignore_patterns("__pycache__"))
+    canopy.migrations_dir = str(tmp_path / "canopy")
+    runner.upgrade(kernel)
+    path = autogen.create_migration(kernel, "options", "canopy", rev_id="canopy_0003")
+    kernel.close()
+    assert path is not None
+    source = Path(path).read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports == [
+        "from __future__ import annotations",
+        "from collections.abc import Sequence",
+        "from timber_core.migrations import ops as tops",
+    ]
+    body = source[source.index("def upgrade"):]
+    assert [line.strip() for line in body.splitlines() if line.strip().startswith(("op.", "tops.", "sa."))] == [
+        "tops.restrict_types('canopy', 'sessions', 'session_type', ['options', 'paper_trading', 'trading'])",
+        "tops.restrict_types('canopy', 'sessions', 'session_type', ['paper_trading', 'trading'])",
+    ]
