@@ -75,11 +75,25 @@ def head_snapshot(script: ScriptDirectory, app: str) -> dict[str, Any]:
     return security.copy_snapshot(snap)
 
 
+def _refuse_taken(script: ScriptDirectory, rev_id: str) -> None:
+    """Refuse a revision id the graph already has: Alembic would write a second file and break the graph."""
+    taken = next((r for r in script.walk_revisions() if r.revision == rev_id), None)
+    if taken is not None:
+        raise ConfigurationError(
+            f"revision id {rev_id!r} is already used by {taken.path}; choose another --rev-id "
+            f"(e.g. <app>_<next number>) or leave it out for a random one"
+        )
+
+
 def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | None = None) -> str | None:
     """Write ``app``'s next revision into its migrations directory; return its path, or None if nothing changed.
 
     The database must be at every head (``timber migrate`` first). The app's first
     revision gets ``branch_labels=(app,)`` and ``depends_on`` the kernel's head.
+    ``rev_id`` names the revision (its file is ``<rev_id>_<message as a slug>.py``);
+    without it Alembic picks 12 random hex digits. An id already in the graph (any
+    app's) raises ConfigurationError. Column types are written as Timber's own
+    (:mod:`.rendering`), so the file runs on SQLite and PostgreSQL alike.
     """
     the_app = kernel.apps.require_loaded(app)
     if not the_app.migrations_dir:
@@ -90,6 +104,8 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
     os.makedirs(the_app.migrations_dir, exist_ok=True)
     cfg = make_config(kernel)
     script = ScriptDirectory.from_config(cfg)
+    if rev_id is not None:
+        _refuse_taken(script, rev_id)
     head = app_head(script, app)
     source = head_snapshot(script, app)
     target = security.desired(kernel, app)
@@ -126,6 +142,7 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
             kernel,
             connection=conn,
             timber_app=app,
+            timber_app_tables=sorted(source["tables"]),  # a table whose model was removed is dropped
             timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
             process_revision_directives=process,
         )

@@ -3,8 +3,12 @@
 ``timber_kernel``: the kernel whose ``metadata`` is the target. ``connection``:
 an open connection to run on (else one is made from ``sqlalchemy.url``).
 ``timber_app``: when set (``create-migration --app``), autogenerate sees only
-that app's tables. ``timber_security``: the snapshot text for the template.
-Revisions render in batch mode so the same files run on SQLite.
+that app's tables: those its models declare, and ``timber_app_tables``, those its
+head revision says its migrations created (so a model removed from its YAML has
+its table dropped). ``timber_security``: the snapshot text for the template.
+Revisions render in batch mode so the same files run on SQLite, and column types
+render through :func:`.rendering.render_item` as Timber's own types, so a revision
+generated on either database runs on both.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from timber_core.migrations.rendering import render_item
+
 config = context.config
 kernel = config.attributes["timber_kernel"]
 app = config.attributes.get("timber_app")
-allowed = None if app is None else {m.table_name for m in kernel.models_of(app)}
+allowed = None if app is None else (
+    {m.table_name for m in kernel.models_of(app)} | set(config.attributes.get("timber_app_tables", ()))
+)
 known = {t.name for t in kernel.metadata.sorted_tables}
 
 
@@ -40,6 +48,7 @@ def _options() -> dict[str, Any]:
         target_metadata=kernel.metadata,
         render_as_batch=True,
         compare_type=True,
+        render_item=render_item,
         include_name=include_name,
         include_object=include_object,
     )

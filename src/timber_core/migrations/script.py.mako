@@ -1,4 +1,12 @@
-"""${message}
+<%
+    import re
+
+    # Import only what the revision uses: sa, op and tops are not needed by every revision.
+    body = "\n".join(part for part in (upgrades, downgrades) if part)
+
+    def uses(name):
+        return re.search(r"\b%s\." % name, body) is not None
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -9,11 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+% if uses("sa"):
 import sqlalchemy as sa
+% endif
+% if uses("op"):
 from alembic import op
+% endif
+% if imports:
+${imports}
+% endif
+% if uses("tops"):
 
 from timber_core.migrations import ops as tops
-${imports if imports else ""}
+% endif
 
 revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
