@@ -427,3 +427,28 @@ def test_removing_owned_by_generates_the_reverse(scratch_postgres: str, diary_mi
                            ["tops.user_owned_rows('diary', 'diary_entries', 'user_id')"])
     runner.upgrade(kernel)
     assert _policies(scratch_postgres) == []
+
+
+def test_doctor_reports_an_owned_by_table_whose_policy_is_missing(scratch_postgres: str,
+                                                                  diary_migrated: Path) -> None:
+    from timber_core.migrations import doctor
+
+    diary_migrated.write_text(diary_migrated.read_text().replace("    table_name: diary_entries\n",
+                                                                 "    table_name: diary_entries\n" + OWNED))
+    kernel = _kernel(scratch_postgres)
+    autogen.create_migration(kernel, "entries per user", "diary", rev_id="diary_0002")
+    runner.upgrade(kernel)
+    assert [f for f in doctor.run_doctor(kernel) if f.severity == "error"] == []
+    admin = create_engine(_url(scratch_postgres))
+    with admin.begin() as conn:
+        conn.execute(text('DROP POLICY "timber_owned_by_user" ON diary_entries'))
+        conn.execute(text("ALTER TABLE diary_entries NO FORCE ROW LEVEL SECURITY"))
+    admin.dispose()
+    assert [str(f) for f in doctor.run_doctor(kernel) if f.severity == "error"] == [
+        "error: [rls] row-level security on table 'diary_entries' of app 'diary' is enabled but not forced; the model "
+        "declares owned_by 'user_id', which needs it enabled and forced. Fix: run `timber migrate`; "
+        "if it persists, `timber create-migration \"owned_by\" --app diary`",
+        "error: [policies] table 'diary_entries' of app 'diary' declares owned_by 'user_id' but has no PERMISSIVE "
+        "policy 'timber_owned_by_user' for timber_diary. Fix: run `timber migrate`; if it persists, "
+        "`timber create-migration \"owned_by\" --app diary`",
+    ]
