@@ -168,6 +168,22 @@ def test_sqlite_raw_update_giving_an_own_row_to_another_user_is_refused(diary_sq
     assert str(err.value) == SQLITE_REFUSAL
 
 
+def test_sqlite_upsert_onto_another_users_row_changes_nothing(diary_sqlite: Any) -> None:
+    assert run(diary_sqlite.db, ALICE, "INSERT INTO diary_entries (id, user_id, body, created_at, updated_at) "
+               "VALUES ('e-bob', :u, 'mine', '2026-01-01', '2026-01-01') ON CONFLICT (id) DO UPDATE SET body = 'mine'",
+               u=ALICE) == 0
+    assert _entries(diary_sqlite.db) == UNTOUCHED
+
+
+def test_sqlite_insert_or_replace_cannot_delete_another_users_row(diary_sqlite: Any) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError, match="UNIQUE constraint failed: diary_entries.id"):
+        run(diary_sqlite.db, ALICE, "INSERT OR REPLACE INTO diary_entries (id, user_id, body, created_at, updated_at) "
+            "VALUES ('e-bob', :u, 'mine', '2026-01-01', '2026-01-01')", u=ALICE)
+    assert _entries(diary_sqlite.db) == UNTOUCHED
+
+
 def test_sqlite_raw_sql_without_a_user_context_sees_and_writes_nothing(diary_sqlite: Any) -> None:
     assert run(diary_sqlite.db, None, "SELECT id FROM diary_entries") == []
     assert run(diary_sqlite.db, None, "DELETE FROM diary_entries") == 0
