@@ -8,7 +8,11 @@ Three walls, all driven by the current app context (:mod:`timber_core.context`):
   ``sessions`` table, typed by ``session_type``) is limited to the context's
   own session types with ``with_loader_criteria``, lazy loads included;
 * write checks: a flush or ORM insert that would write a row of a type the
-  context does not own is refused.
+  context does not own is refused;
+* per-user tables: an app's private model declaring ``owned_by`` is filtered to
+  the rows whose owner column is the acting user (``user_context``; no rows
+  without one), and a flush or ORM insert/update writing a row for another user
+  (or for anyone, without a user context) is refused.
 
 Every compiled statement (ORM or Core) is also checked just before it is sent: each
 table its SQL reaches (FROM, JOIN, joined eager loads, ``any()``/``has()`` subqueries,
@@ -26,14 +30,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, false
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.util import find_tables
 
 from .apps import KERNEL_APP, AppRegistry
-from .context import PLATFORM, current_app
+from .context import PLATFORM, current_app, current_user
 from .db import NO_CONTEXT
 from .errors import IsolationError, NotInitializedError
 from .schema.build import attribute_name
@@ -56,6 +60,12 @@ class Isolation:
             (cls, getattr(cls, attribute_name(spec.typed_by)), spec.typed_by)
             for cls in classes.values()
             if (spec := _spec(cls)) is not None and spec.typed_by
+        ]
+        #: (class, owner column attribute, owner column name) of every model declaring ``owned_by``.
+        self.owned = [
+            (cls, getattr(cls, attribute_name(spec.owned_by)), spec.owned_by)
+            for cls in classes.values()
+            if (spec := _spec(cls)) is not None and spec.owned_by
         ]
         #: Table name -> spec, for the check of compiled statements.
         self.tables: dict[str, ModelSpec] = {
@@ -92,6 +102,30 @@ class Isolation:
             f"app {app!r} cannot {action} {what} {session_type!r}: that type is owned by "
             f"app {owner!r}. App {app!r} owns: {own}"
         )
+
+    def check_owner(self, spec: ModelSpec, owner: Any, app: str, action: str = "write") -> None:
+        """Raise IsolationError when ``app`` may not write a row of ``spec`` owned by ``owner``.
+
+        A model declaring ``owned_by`` takes only rows of the acting user (``current_user()``),
+        and none without a user context; the platform context writes any.
+        """
+        if app == PLATFORM or not spec.owned_by:
+            return
+        user = current_user()
+        if user is not None and owner == user:
+            return
+        acting = f"the acting user is {user!r}" if user is not None else "there is no user context"
+        raise IsolationError(
+            f"app {app!r} may not {action} a row of model {spec.name!r} (table {spec.table_name!r}) owned by "
+            f"{owner!r}: its rows are owned_by {spec.owned_by!r} and {acting}. Act for the row's user "
+            f"(user_context(user_id)), or run cross-user work in timber_core.platform_context()"
+        )
+
+    def _owner_criteria(self) -> list[Any]:
+        """Loader criteria keeping every ``owned_by`` model to the acting user's rows (none without one)."""
+        user = current_user()
+        return [with_loader_criteria(cls, false() if user is None else column == user, include_aliases=True)
+                for cls, column, _ in self.owned]
 
     # -- installation -----------------------------------------------------
     def install(self, factory: sessionmaker[Session]) -> None:
@@ -156,6 +190,16 @@ class Isolation:
                 self.check_model(spec, app, "query")
         if (state.is_insert or state.is_update) and self.typed:
             self._check_write(state, app)
+        if (state.is_insert or state.is_update) and self.owned:
+            self._check_owner_write(state, app)
+        if self.owned and (state.is_select or state.is_update or state.is_delete):
+            user = current_user()
+            state.statement = state.statement.options(*self._owner_criteria())
+            if state.is_column_load:
+                mapped = {m.class_ for m in state.all_mappers}
+                for cls, column, _ in self.owned:
+                    if cls in mapped:
+                        state.statement = state.statement.where(false() if user is None else column == user)
         if self.typed and (state.is_select or state.is_update or state.is_delete):
             own = sorted(self.apps.session_types_of(app))
             state.statement = state.statement.options(
@@ -210,6 +254,37 @@ class Isolation:
                     )
                 self.check_type(value, app, verb, what)
 
+    def _check_owner_write(self, state: ORMExecuteState, app: str) -> None:
+        """Refuse an ORM insert/update (``insert(Model).values(...)``, bulk) writing another user's row."""
+        owned = {cls: name for cls, _, name in self.owned}
+        statement = state.statement
+        for mapper in state.all_mappers:
+            name = owned.get(mapper.class_)
+            if name is None:
+                continue
+            spec = _spec(mapper.class_)
+            assert spec is not None
+            keys = (attribute_name(name), name)
+            rows = _statement_rows(statement)
+            params = state.parameters
+            if state.is_insert or isinstance(params, list):
+                rows += params if isinstance(params, list) else [params] if params else []
+            if state.is_insert and not rows:
+                rows = [{}]
+            for row in rows:
+                present = [k for k in keys if k in row]
+                if state.is_update and not present:
+                    continue
+                value = row.get(present[0]) if present else None
+                if isinstance(value, BindParameter):
+                    value = value.effective_value
+                elif value is not None and type(value).__module__.startswith("sqlalchemy"):
+                    raise IsolationError(
+                        f"app {app!r} may not set {name!r} of model {spec.name!r} from an SQL expression: "
+                        f"give the acting user's id as a value"
+                    )
+                self.check_owner(spec, value, app, "create" if state.is_insert else "change")
+
     def _on_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
         app = current_app()
         if app == PLATFORM:
@@ -222,6 +297,8 @@ class Isolation:
                 self.check_model(spec, app, verb)
                 if spec.typed_by:
                     self.check_type(getattr(obj, attribute_name(spec.typed_by)), app, verb)
+                if spec.owned_by:
+                    self.check_owner(spec, getattr(obj, attribute_name(spec.owned_by)), app, verb)
 
 
 def _statement_rows(statement: Any) -> list[dict[str, Any]]:

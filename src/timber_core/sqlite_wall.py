@@ -24,6 +24,13 @@ connection is checked out of the pool:
   main table), so the statement's target ``sessions`` is rewritten to ``main.sessions``
   before it is sent; ``recursive_triggers`` is on, so ``INSERT OR REPLACE`` cannot delete
   another app's row.
+* for each of the app's own private tables that declares ``owned_by`` (docs/models.md), the
+  same pair per user: a temporary view ``SELECT * FROM main.<table> WHERE <owner> =
+  timber_acting_user()`` and ``BEFORE`` triggers that skip updates and deletes of other users'
+  rows and abort inserts or updates writing a row whose owner is not the acting user.
+  ``timber_acting_user()`` is a function registered on the connection that returns the user
+  of the transaction (``user_context``, taken when the transaction begins), NULL without one,
+  so no row matches then; the view and triggers do not change when the user does.
 
 In the platform context, and on admin connections (``NO_CONTEXT``), there is no
 temporary object and the authorizer allows everything. Migrations use connections of
@@ -41,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 
 from .apps import KERNEL_APP
-from .context import PLATFORM, current_app
+from .context import PLATFORM, current_app, current_user
 from .db import NO_CONTEXT
 from .errors import IsolationError, NotInitializedError, TimberError
 
@@ -74,6 +81,8 @@ _HIDDEN = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt", "sqlite_stat3", "
 _FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 _OUTBOX = "timber_vector_outbox"
 _OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
+#: The SQL function the per-user views and triggers compare the owner column with.
+_ACTING_USER = "timber_acting_user"
 
 
 def _quote(value: str) -> str:
@@ -83,16 +92,18 @@ def _quote(value: str) -> str:
 class _Conn:
     """The wall's state on one DBAPI connection."""
 
-    __slots__ = ("dbapi", "app", "applied", "building", "select", "direct", "denied", "wall", "guarded")
+    __slots__ = ("dbapi", "app", "user", "applied", "building", "select", "direct", "denied", "wall", "guarded")
 
     def __init__(self, wall: SqliteWall, dbapi: Any) -> None:
         self.wall = wall
         self.dbapi = dbapi
         self.app: str | None = None  # None: open (platform, admin, no context)
+        #: The acting user of the transaction (what ``timber_acting_user()`` returns).
+        self.user: str | None = None
         self.applied = False
         self.building = False
         self.select = False  # the statement being prepared has a SELECT (top level or nested)
-        self.direct = False  # ... and reads main.<typed table> directly
+        self.direct: str | None = None  # ... and reads this main.<filtered table> directly
         self.denied: str | None = None
         #: The tables whose guards (view, triggers) exist on this connection.
         self.guarded: frozenset[str] = frozenset()
@@ -114,8 +125,8 @@ class _Conn:
                 return self.deny(wall.private_message(arg1, owner, "read"))
             if arg1 in _HIDDEN:
                 return self.deny(f"may not read table {arg1!r}")
-            if arg1 in wall.typed and source not in wall.own_objects[arg1]:
-                self.direct = True
+            if arg1 in wall.own_objects and source not in wall.own_objects[arg1]:
+                self.direct = arg1
                 if self.select:
                     return self.deny(wall.direct_message(arg1))
             elif arg1 == _OUTBOX and source != _OUTBOX_GUARD:
@@ -125,7 +136,7 @@ class _Conn:
             if source is None:
                 self.select = True
                 if self.direct:
-                    return self.deny(wall.direct_message(self.wall.first_typed))
+                    return self.deny(wall.direct_message(self.direct))
             return _OK
         verb = _WRITES.get(action)
         if verb is not None:
@@ -137,7 +148,7 @@ class _Conn:
             if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
-            if (arg1 in wall.typed or arg1 == _OUTBOX) and arg1 not in self.guarded:
+            if (arg1 in wall.own_objects or arg1 == _OUTBOX) and arg1 not in self.guarded:
                 return self.deny(f"may not {verb} table {arg1!r} on a connection opened before it existed; "
                                  f"dispose of the engine's connections (kernel.db.dispose()) and retry")
             return _OK
@@ -193,13 +204,19 @@ class SqliteWall:
         self.private = {s.table_name: s.app for s in specs if not s.shared and s.app != KERNEL_APP}
         #: Shared typed table -> its type column.
         self.typed = {s.table_name: s.typed_by for s in specs if s.typed_by}
-        self.first_typed = next(iter(self.typed), "sessions")
+        #: App -> its private tables declaring ``owned_by`` -> the owner column.
+        self.owned: dict[str, dict[str, str]] = {}
+        for s in specs:
+            if s.owned_by and s.table_name in self.private:
+                self.owned.setdefault(s.app, {})[s.table_name] = s.owned_by
+        #: Every table read through a filtered view -> the view and its guard triggers.
+        filtered = [*self.typed, *(t for tables in self.owned.values() for t in tables)]
         self.own_objects = {t: frozenset({t, *(f"timber_wall_{t}_{k}" for k in ("bi", "bu", "bd"))})
-                            for t in self.typed}
-        self.drop_sql = [f"DROP VIEW IF EXISTS temp.{t}" for t in self.typed] + [
-            f"DROP TRIGGER IF EXISTS temp.timber_wall_{t}_{k}" for t in self.typed for k in ("bi", "bu", "bd")
+                            for t in filtered}
+        self.drop_sql = [f"DROP VIEW IF EXISTS temp.{t}" for t in filtered] + [
+            f"DROP TRIGGER IF EXISTS temp.timber_wall_{t}_{k}" for t in filtered for k in ("bi", "bu", "bd")
         ] + [f"DROP TRIGGER IF EXISTS temp.timber_wall_{_OUTBOX}_bi"]
-        names = "|".join(re.escape(t) for t in self.typed) or "(?!)"
+        names = "|".join(re.escape(t) for t in filtered) or "(?!)"
         self._target = re.compile(
             r"^(\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+)"
             rf"(\"?)({names})\2(?=[\s(]|$)",
@@ -242,11 +259,28 @@ class SqliteWall:
                 f"CREATE TEMP TRIGGER timber_wall_{table}_bd BEFORE DELETE ON main.{table} "
                 f"WHEN OLD.{column} NOT IN {own} BEGIN SELECT RAISE(IGNORE); END",
             ]
+        for table, column in self.owned.get(app, {}).items():
+            if table not in existing:
+                continue
+            mine = f"{column} = {_ACTING_USER}()"
+            abort = _quote(f"SQLite wall: app {app!r} may write into table {table!r} only rows whose {column!r} "
+                           f"is the acting user (user_context()); no row without one")
+            out += [
+                f"CREATE TEMP VIEW {table} AS SELECT * FROM main.{table} WHERE {mine}",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bi BEFORE INSERT ON main.{table} "
+                f"WHEN (NEW.{mine}) IS NOT 1 BEGIN SELECT RAISE(ABORT, {abort}); END",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bu BEFORE UPDATE ON main.{table} BEGIN "
+                f"SELECT RAISE(IGNORE) WHERE (OLD.{mine}) IS NOT 1; "
+                f"SELECT RAISE(ABORT, {abort}) WHERE (NEW.{mine}) IS NOT 1; END",
+                f"CREATE TEMP TRIGGER timber_wall_{table}_bd BEFORE DELETE ON main.{table} "
+                f"WHEN (OLD.{mine}) IS NOT 1 BEGIN SELECT RAISE(IGNORE); END",
+            ]
         if _OUTBOX in existing:
             stamp = _quote(f"SQLite wall: app {app!r} may add to {_OUTBOX!r} only rows of its own app")
             out.append(f"CREATE TEMP TRIGGER timber_wall_{_OUTBOX}_bi BEFORE INSERT ON main.{_OUTBOX} "
                        f"WHEN NEW.app IS NOT {_quote(app)} BEGIN SELECT RAISE(ABORT, {stamp}); END")
-        return out, frozenset(t for t in (*self.typed, _OUTBOX) if t in existing)
+        guarded = (*self.typed, *self.owned.get(app, {}), _OUTBOX)
+        return out, frozenset(t for t in guarded if t in existing)
 
     # -- installation ----------------------------------------------------------
     def install(self, engine: Any) -> None:
@@ -273,6 +307,8 @@ class SqliteWall:
         if state is None or state.dbapi is not dbapi:
             dbapi.execute("PRAGMA recursive_triggers = ON")  # INSERT OR REPLACE fires the delete guard
             state = info[_KEY] = _Conn(self, dbapi)
+            # Not deterministic: its value changes between transactions, so SQLite may not cache it.
+            dbapi.create_function(_ACTING_USER, 0, lambda: state.user)
         return state
 
     @staticmethod
@@ -290,6 +326,7 @@ class SqliteWall:
         app = self._context_app()
         if app != state.app or not state.applied:
             state.enter(app)
+        state.user = None if app is None else current_user()
 
     def _on_begin(self, conn: Any) -> None:
         fairy = conn.connection
@@ -299,12 +336,13 @@ class SqliteWall:
         app = None if conn.get_execution_options().get(NO_CONTEXT) else self._context_app()
         if app != state.app or not state.applied:
             state.enter(app)
+        state.user = None if app is None else current_user()
 
     def _on_statement(self, conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
                       _many: bool) -> tuple[str, Any]:
         state = conn.connection.info.get(_KEY)
         if state is not None:
-            state.select = state.direct = False
+            state.select, state.direct = False, None
             state.denied = None
             if state.app is not None and not statement.startswith("SELECT"):
                 statement = self._target.sub(r"\1main.\2\3\2", statement, count=1)

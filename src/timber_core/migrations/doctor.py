@@ -161,6 +161,15 @@ def _postgres(kernel: Kernel, conn: Any, instances: int | None) -> list[Finding]
             found.append(Finding("error", "rls", f"row-level security on kernel table {table!r} is {what}, so "
                                  f"apps are not held to their own rows there",
                                  "run `timber migrate` (timber_0003 sets it up; docs/isolation.md)"))
+    for spec in kernel.schema.models:
+        row = present.get(spec.table_name)
+        if spec.owned_by and spec.app in migrated and row is not None and (not row[2] or not row[3]):
+            what = "not enabled" if not row[2] else "enabled but not forced"
+            found.append(Finding("error", "rls", f"row-level security on table {spec.table_name!r} of app "
+                                 f"{spec.app!r} is {what}; the model declares owned_by {spec.owned_by!r}, "
+                                 f"which needs it enabled and forced",
+                                 f"run `timber migrate`; if it persists, `timber create-migration \"owned_by\" "
+                                 f"--app {spec.app}`"))
     expected = [OWNER_ROLE, APPS_ROLE, PLATFORM_ROLE] + [app_role(a) for a in migrated]
     for role in expected:
         if role not in roles:
@@ -183,7 +192,7 @@ def _postgres(kernel: Kernel, conn: Any, instances: int | None) -> list[Finding]
 def _policies(
     kernel: Kernel, conn: Any, typed: dict[str, str], present: set[str], migrated: list[str]
 ) -> list[Finding]:
-    from .ops import restrict_policy_name
+    from .ops import OWNED_BY_USER_POLICY, restrict_policy_name
 
     found: list[Finding] = []
     rows = conn.execute(text(
@@ -194,6 +203,16 @@ def _policies(
         "WHERE p.schemaname = current_schema()"
     )).all()
     by_key = {(r[0], r[1]): r for r in rows}
+    for spec in kernel.schema.models:
+        if not spec.owned_by or spec.app not in migrated or spec.table_name not in present:
+            continue
+        row = by_key.get((spec.table_name, OWNED_BY_USER_POLICY))
+        if row is None or row[2] != "PERMISSIVE" or list(row[3]) != [app_role(spec.app)]:
+            found.append(Finding("error", "policies", f"table {spec.table_name!r} of app {spec.app!r} declares "
+                                 f"owned_by {spec.owned_by!r} but has no PERMISSIVE policy "
+                                 f"{OWNED_BY_USER_POLICY!r} for {app_role(spec.app)}",
+                                 f"run `timber migrate`; if it persists, `timber create-migration \"owned_by\" "
+                                 f"--app {spec.app}`"))
     for table in sorted(typed):
         if table not in present:
             continue

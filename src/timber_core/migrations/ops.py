@@ -34,12 +34,15 @@ __all__ = [
     "user_reads_app_writes",
     "users_self_update",
     "unguard",
+    "user_owned_rows",
+    "drop_user_owned_rows",
     "platform_advisory_locks",
     "public_advisory_locks",
     "OWN_APP",
     "ACTING_USER",
     "PLATFORM_POLICY",
     "APPS_INSERT_POLICY",
+    "OWNED_BY_USER_POLICY",
     "TABLE_PRIVILEGES",
 ]
 
@@ -67,6 +70,8 @@ APPS_INSERT_OWN_POLICY = "timber_apps_insert_own_app"
 APPS_UPDATE_POLICY = "timber_apps_update_own_user"
 APPS_DELETE_POLICY = "timber_apps_delete_own_app"
 APPS_INSERT_ANY_POLICY = "timber_apps_insert"
+#: The app's policy on a private table that declares ``owned_by`` (see :func:`user_owned_rows`).
+OWNED_BY_USER_POLICY = "timber_owned_by_user"
 #: The advisory-lock functions apps may not call (a held key stalls the drain or migrations).
 _ADVISORY = (
     "pg_advisory_lock", "pg_advisory_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared",
@@ -271,6 +276,35 @@ def unguard(table: str, privileges: str = TABLE_PRIVILEGES) -> None:
     disable_rls(table)
     op.execute(f"REVOKE UPDATE ON {q(table)} FROM {q(APPS_ROLE)}")  # and its column grants
     op.execute(f"GRANT {privileges} ON {q(table)} TO {q(APPS_ROLE)}")
+
+
+def user_owned_rows(app: str, table: str, column: str) -> None:
+    """RLS on app ``app``'s private ``table``: its role reads and writes only the acting user's rows.
+
+    Enabled and forced, the platform's policy (:func:`enable_rls`), and ``timber_owned_by_user``
+    (PERMISSIVE, ALL, ``TO timber_<app>``) with ``<column> = the acting user`` (:data:`ACTING_USER`,
+    ``timber.user_id``) for USING and WITH CHECK: another user's rows are invisible (SELECT, UPDATE
+    and DELETE skip them) and a row written for another user is refused; with no user context no
+    row matches. Recreating it with another ``column`` replaces the policy. The model option
+    ``owned_by`` generates it (docs/models.md, docs/isolation.md).
+    """
+    if not _pg():
+        return
+    enable_rls(table)
+    op.execute(f"DROP POLICY IF EXISTS {q(OWNED_BY_USER_POLICY)} ON {q(table)}")
+    own_user = f"{q(column)} = {ACTING_USER}"
+    op.execute(
+        f"CREATE POLICY {q(OWNED_BY_USER_POLICY)} ON {q(table)} AS PERMISSIVE FOR ALL TO {q(app_role(app))} "
+        f"USING ({own_user}) WITH CHECK ({own_user})"
+    )
+
+
+def drop_user_owned_rows(table: str) -> None:
+    """Undo :func:`user_owned_rows`: drop the policy and disable RLS (the app's role sees every row again)."""
+    if not _pg():
+        return
+    op.execute(f"DROP POLICY IF EXISTS {q(OWNED_BY_USER_POLICY)} ON {q(table)}")
+    disable_rls(table)
 
 
 def _advisory(sql: str) -> None:

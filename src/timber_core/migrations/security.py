@@ -6,6 +6,7 @@ revision is applied::
 
     {"app": "canopy", "role": "timber_canopy",
      "tables": {"orders": {"shared": False}, ...},        # owned by the app, granted
+     # (a private table declaring ``owned_by: user_id`` has {"shared": False, "owned_by": "user_id"})
      "rls_tables": {},                                     # own shared typed tables: RLS on
      "restrict": {"sessions": {"column": "session_type", "types": ["paper_trading", "trading"]}},
      "policies": {"canopy_own_sessions": {"table": "sessions", "command": "ALL",
@@ -84,6 +85,8 @@ def desired(kernel: Kernel, app: str) -> Snapshot:
             snap["tables"][spec.table_name]["apps_insert_own"] = APPS_INSERT_OWN[spec.table_name]
         if app == KERNEL_APP and spec.table_name in GUARDED:
             snap["tables"][spec.table_name]["guard"] = copy.deepcopy(GUARDED[spec.table_name])
+        if spec.owned_by:
+            snap["tables"][spec.table_name]["owned_by"] = spec.owned_by
         if spec.shared and spec.typed_by:
             snap["rls_tables"][spec.table_name] = spec.typed_by
     if app == KERNEL_APP:
@@ -142,6 +145,11 @@ def diff(source: Snapshot, target: Snapshot) -> list[Call]:
             calls.append(("own_and_grant", (table, None if app == KERNEL_APP else app, info["shared"])))
             if info.get("apps_insert_own"):
                 calls.append(("apps_insert_own", (table, info["apps_insert_own"])))
+        old_owner = source["tables"].get(table, {}).get("owned_by")
+        if info.get("owned_by") and info["owned_by"] != old_owner:
+            calls.append(("user_owned_rows", (app, table, info["owned_by"])))
+        elif old_owner and not info.get("owned_by"):
+            calls.append(("drop_user_owned_rows", (table,)))
         old_guard = source["tables"].get(table, {}).get("guard")
         if info.get("guard") and info["guard"] != old_guard:
             calls.append((info["guard"][0], (table, *info["guard"][1:])))

@@ -114,6 +114,9 @@ class ModelSpec:
     vector_search: VectorSearchSpec | None = None
     shared: bool = False
     typed_by: str | None = None
+    #: The column naming the user each row belongs to (a foreign key to ``users.id``): in an
+    #: app's context only the acting user's rows are read or written (docs/isolation.md).
+    owned_by: str | None = None
     timestamps: bool = True
 
     def column(self, name: str) -> ColumnSpec | None:

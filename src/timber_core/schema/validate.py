@@ -30,6 +30,10 @@ MAX_STRING_LENGTH = 10_485_760  # PostgreSQL's varchar(n)
 MAX_NUMERIC_PRECISION = 1000  # PostgreSQL's numeric(p, s)
 _TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
+#: What an ``owned_by`` column must reference.
+USERS_ID = "users.id"
+#: The kernel's app name (``timber_core.apps.KERNEL_APP``, not imported: the schema package stays leaf).
+KERNEL_APP = "timber"
 
 #: Allowed column types and how many arguments each takes: (min, max).
 TYPES: dict[str, tuple[int, int]] = {
@@ -53,7 +57,7 @@ FUNCTION_DEFAULTS = {"uuid4": {"String", "UUID"}, "utcnow": {"DateTime", "Date"}
 FILE_KEYS = ("version", "description", "depends", "models")
 MODEL_KEYS = (
     "name", "table_name", "description", "columns", "indexes", "relationships",
-    "vector_search", "shared", "typed_by", "timestamps",
+    "vector_search", "shared", "typed_by", "owned_by", "timestamps",
 )
 COLUMN_KEYS = (
     "name", "type", "primary_key", "nullable", "unique", "index", "default",
@@ -380,6 +384,9 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
                    "is only meaningful on a shared model: add shared: true")
         else:
             model.typed_by = typed_by
+    owned_by = c.get(m, "owned_by", field, _is_identifier("column name"))
+    if owned_by:
+        model.owned_by = _check_owned_by(c, m, model, owned_by)
     for raw_ix, ix_line in zip(*_items(_list(c, m, "indexes", field))):
         ix = _index(c, raw_ix, ix_line, model)
         if ix is not None:
@@ -397,6 +404,24 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     if "vector_search" in m:
         model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
     return model
+
+
+def _check_owned_by(c: _Checker, m: LineDict, model: ModelSpec, column: str) -> str | None:
+    """Return ``column`` if it can hold the owner of a private model's rows; report why not otherwise."""
+    line, field = c.line_of(m, "owned_by"), f"{model.name}.owned_by"
+    col = model.column(column)
+    if col is None:
+        c.fail(line, field, f"names no column of {model.name}: declare a column {column!r} with "
+                            f"foreign_key: users.id, or name one of: {', '.join(x.name for x in model.columns)}")
+    elif col.foreign_key != USERS_ID:
+        c.fail(line, field, f"column {column!r} must reference the users (foreign_key: {USERS_ID}); "
+                            f"it has {'foreign_key: ' + col.foreign_key if col.foreign_key else 'no foreign_key'}")
+    elif model.shared or c.app == KERNEL_APP:
+        c.fail(line, field, "is only allowed on an app's private model; a shared model's rows are "
+                            "restricted by typed_by and the kernel's policies")
+    else:
+        return column
+    return None
 
 
 def _check_table_name(c: _Checker, m: LineDict, model: ModelSpec) -> None:
