@@ -51,3 +51,10 @@ def timber_services(kernel: object) -> dict[str, str]:
 @hookimpl
 def timber_migrations_dir() -> str:
     return os.path.join(_HERE, "migrations", "versions")
+
+
+@hookimpl
+def timber_register_commands(cli: object) -> None:
+    from .commands import register
+
+    register(cli)  # type: ignore[arg-type]
