@@ -138,8 +138,22 @@ def _expect(block: Block, output: str) -> None:
                         f"  {wanted}\nit printed:\n{output}")
 
 
+def _require_build_backend() -> None:
+    """Fail (never skip: CI must run this) unless setuptools can build the app with no network."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("setuptools")
+    except PackageNotFoundError:
+        found = "none"
+    if found == "none" or tuple(int(p) for p in found.split(".")[:2]) < (70, 1):
+        pytest.fail(f"the tutorial's `pip install -e` builds without isolation (offline) and needs setuptools>=70.1 "
+                    f"in the test environment, found {found}: pip install 'setuptools>=70.1' (TEST_TOOLS in noxfile.py)")
+
+
 def run_tutorial(workdir: Path, database_url: str | None) -> None:
     """Run every block of the tutorial in ``workdir``, failing at the first block that does not do what it says."""
+    _require_build_backend()
     blocks = parse(TUTORIAL.read_text(encoding="utf-8"))
     bin_dir = _throwaway_env(workdir / "venv")
     project = workdir / "project"
