@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from timber_core import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,7 +58,7 @@ def timber_migrations_dir() -> str:
 
 
 @hookimpl
-def timber_register_commands(cli: object) -> None:
-    from .commands import register
+def timber_register_commands(cli: click.Group) -> None:
+    from .commands import register  # click only; the database is reached inside each command
 
-    register(cli)  # type: ignore[arg-type]
+    register(cli)
