@@ -11,7 +11,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ import click
 from ._cli_support import report, request_traceback
 from .apps import AppRegistry, KERNEL_APP
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "app_kernel"]
 
 _discovered: tuple[AppRegistry, Any] | None = None
 
@@ -322,6 +323,26 @@ def check() -> None:
         click.echo(f"timber check: {len(problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo(f"timber check: ok ({len(loaded)} apps: {', '.join(loaded) or 'none'})")
+
+
+@contextmanager
+def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
+    """Run the block with a kernel initialized as ``app_name``; close it when the block ends.
+
+    For an app's own ``timber`` commands (``timber_register_commands``): the command runs in
+    the ``timber`` process, where no kernel exists until it asks for one. The kernel is
+    ``initialize_timber(app_name, database_url=DATABASE_URL or the embedded SQLite, **settings)``,
+    so every query and service call in the block runs in ``app_name``'s context, as in the
+    app's own processes. A Timber error (an app that is not installed, a database that
+    cannot be reached) is reported like every command's error: one ``Error: ...`` line, exit 1.
+    """
+    from ._cli_support import kernel_for_command
+
+    kernel = kernel_for_command(app_name, **settings)
+    try:
+        yield kernel
+    finally:
+        kernel.close()
 
 
 def _register_extensions(group: click.Group) -> None:

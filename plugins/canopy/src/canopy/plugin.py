@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from timber_core import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,3 +55,10 @@ def timber_services(kernel: object) -> dict[str, str]:
 @hookimpl
 def timber_migrations_dir() -> str:
     return os.path.join(_HERE, "migrations", "versions")
+
+
+@hookimpl
+def timber_register_commands(cli: click.Group) -> None:
+    from .commands import register  # click only; the database is reached inside each command
+
+    register(cli)

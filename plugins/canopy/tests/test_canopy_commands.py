@@ -1,0 +1,99 @@
+"""Canopy's ``timber canopy-orders`` command, run with click's CliRunner on a real SQLite database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import timber_core
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated SQLite database named by DATABASE_URL, as the ``timber`` command reads it."""
+    for name in ("TIMBER_APPS", "TIMBER_DISABLE_APPS", "TIMBER_APP"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'canopy.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    from timber_core import context
+    from timber_core import kernel as kernel_module
+
+    if kernel_module._kernel is not None:
+        kernel_module._kernel.close()
+    kernel_module._kernel = None
+    context._set_default(None, None)
+
+
+@pytest.fixture
+def timber_group() -> click.Group:
+    """A ``timber``-like group holding Canopy's commands, registered through its hook."""
+    from canopy.plugin import timber_register_commands
+
+    group = click.Group("timber")
+    timber_register_commands(group)
+    return group
+
+
+def _orders(url: str) -> tuple[str, str, str]:
+    """Ada with a pending AAPL order and a filled TSLA order (in that order), Bob with one; return the ids."""
+    from timber_core.services.persistence import user_service
+
+    kernel = timber_core.initialize_timber("canopy", database_url=url)
+    ada = user_service.create_user("ada@example.com", "ada")
+    bob = user_service.create_user("bob@example.com", "bob")
+    orders = kernel.services["orders"]
+    aapl = orders.create_order(ada, "AAPL", "limit", 10, 150.25)
+    tsla = orders.create_order(ada, "TSLA", "market", 2, None)
+    orders.fill_order(tsla, ada)
+    orders.create_order(bob, "NVDA", "market", 3, None)
+    kernel.close()
+    return ada, aapl, tsla
+
+
+def test_canopy_orders_lists_the_users_orders_newest_first(database: str, timber_group: click.Group) -> None:
+    _ada, aapl, tsla = _orders(database)
+    result = CliRunner().invoke(timber_group, ["canopy-orders", "ada@example.com"])
+    assert (result.exit_code, result.output.splitlines()) == (0, [
+        f"{tsla}  TSLA   market          2 @ market     filled",
+        f"{aapl}  AAPL   limit          10 @ 150.25     pending",
+        "2 order(s) of ada@example.com",
+    ])
+
+
+def test_canopy_orders_status_option_keeps_orders_of_that_status(database: str, timber_group: click.Group) -> None:
+    _ada, aapl, _tsla = _orders(database)
+    result = CliRunner().invoke(timber_group, ["canopy-orders", "ada@example.com", "--status", "pending"])
+    assert (result.exit_code, result.output.splitlines()) == (0, [
+        f"{aapl}  AAPL   limit          10 @ 150.25     pending",
+        "1 order(s) of ada@example.com",
+    ])
+
+
+def test_canopy_orders_of_an_unknown_email_fails_naming_it(database: str, timber_group: click.Group) -> None:
+    _orders(database)
+    result = CliRunner().invoke(timber_group, ["canopy-orders", "nobody@example.com"])
+    assert (result.exit_code, result.output) == (1, "Error: no user with email 'nobody@example.com'\n")
+
+
+def test_canopy_orders_runs_as_canopy_whatever_timber_app_says(
+    database: str, timber_group: click.Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _orders(database)
+    monkeypatch.setenv("TIMBER_APP", "grove")
+    result = CliRunner().invoke(timber_group, ["canopy-orders", "ada@example.com"])
+    assert result.exit_code == 0, result.output
+    assert timber_core.get_kernel().app_name == "canopy"
+
+
+def test_timber_registers_canopy_orders_from_the_installed_plugin() -> None:
+    from timber_core.plugins import discover, register_app_commands
+
+    apps, pm = discover()
+    group = click.Group("timber")
+    assert register_app_commands(apps, pm, group) == []
+    assert "canopy-orders" in group.commands
