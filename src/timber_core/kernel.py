@@ -13,14 +13,15 @@ import sqlalchemy.exc
 from sqlalchemy import MetaData
 
 from . import _kernel_plugin, context
-from .apps import KERNEL_APP, App, AppRegistry
+from .apps import KERNEL_APP, App, AppRegistry, ModelProblem
 from .config import TimberConfig
+from .containment import load_contained
 from .context import PLATFORM, current_app
 from .db import DatabaseManager, embedded_url
 from .errors import ConfigurationError, NotFoundError, NotInitializedError, PluginError, SchemaError
 from .isolation import Isolation
 from .plugins import DirectApp, discover
-from .schema import Schema, load_schema
+from .schema import Schema
 from .schema.build import build_models
 from .schema.spec import ModelSpec, SchemaProblem, Where
 
@@ -215,8 +216,13 @@ def _validator(apps: AppRegistry) -> Any:
 
 
 def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
-    """Load every loaded app's model files and build the classes; raise SchemaError on any problem."""
-    schema = load_schema((app.name, d) for app in apps.loaded() for d in app.model_dirs)
+    """Load the loaded apps' models and build the classes into one registry.
+
+    An app whose models fail is left out in ``apps`` (see :mod:`timber_core.containment`),
+    so the registry holds nothing of it. Raise SchemaError when the kernel's own models
+    fail or SQLAlchemy cannot configure the classes: no app can start then.
+    """
+    schema = load_contained(apps)
     if schema.problems:
         raise SchemaError(schema.problems)
     base, classes = build_models(schema.models)
@@ -226,6 +232,24 @@ def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
         first = schema.models[0].where if schema.models else Where(KERNEL_APP, "<models>", 0)
         raise SchemaError([SchemaProblem(first, "relationships", f"SQLAlchemy cannot configure the models: {exc}")]) from None
     return schema, base, classes
+
+
+def _require_startable(apps: AppRegistry, app_name: str) -> None:
+    """Raise for ``app_name`` left out: SchemaError with its model problems, else PluginError saying why."""
+    app = apps.get(app_name)
+    if app.loaded:
+        return
+    own = [p for p in apps.problems if isinstance(p, ModelProblem) and p.app == app_name]
+    if own:
+        raise SchemaError(own)
+    apps.require_loaded(app_name)
+
+
+def _warn_left_out(apps: AppRegistry) -> None:
+    """Log one warning per app left out by a failure: which app, why (file, line, field) and the fix."""
+    for app in apps.failed():
+        log.warning("timber: app %r (%s) is %s and left out; the other apps start without it: %s",
+                    app.name, app.distribution, app.status, app.error)
 
 
 def initialize_timber(
@@ -270,12 +294,16 @@ def initialize_timber(
         kernel_dirs = {os.path.abspath(d) for d in _kernel_plugin.timber_model_dirs()}
         dirs = [d for d in (model_config_dirs or []) if os.path.abspath(d) not in kernel_dirs]
         direct = DirectApp(app_name, dirs, settings.get("session_types") or ())
+    # An app that fails (plugin, models, conflict, dependency) is left out, never the others:
+    # only the kernel's own failure raises here (docs/plugins.md, "failure is contained").
     apps, pm = discover(direct=direct)
     apps.raise_for_problems()
-    apps.require_loaded(app_name)
+    apps.get(app_name)
 
-    # Phase 2: models.
+    # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
     schema, base, classes = build_schema(apps)
+    _require_startable(apps, app_name)
+    _warn_left_out(apps)
 
     # Phase 3: database.
     url = database_url or config.DATABASE_URL
