@@ -277,7 +277,7 @@ def _register_extensions(group: click.Group) -> None:
     registry = _apps()
     assert _discovered is not None  # set by _apps()
     for warning in register_app_commands(registry, _discovered[1], group):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -217,22 +217,29 @@ def _first_cycle(by_name: Mapping[str, App], loaded: set[str]) -> list[str] | No
     return None
 
 
-def _claim_session_types(apps: list[App], problems: list[Problem]) -> None:
-    """Leave out every app claiming a session type another app claims too (both: no owner is right)."""
+def _claim(apps: list[App], problems: list[Problem], kind: str, verb: str, names_of: Callable[[App], Iterable[str]]) -> None:
+    """Leave out every app claiming a name (session type, service) another app claims too.
+
+    All claimants are left out (``conflict``): no one of them is the right owner, and which
+    was installed later is not knowable. The kernel is never left out: an app claiming one
+    of the kernel's names is left out alone.
+    """
     claims: dict[str, list[App]] = {}
     for app in apps:
         if app.loaded:
-            for st in app.session_types:
-                claims.setdefault(st, []).append(app)
+            for name in names_of(app):
+                claims.setdefault(name, []).append(app)
     contested: dict[str, list[str]] = {}
-    for st in sorted(claims):
-        owners = sorted(claims[st], key=lambda a: a.name)
+    for name in sorted(claims):
+        owners = sorted(claims[name], key=lambda a: (a.name != KERNEL_APP, a.name))
         if len(owners) < 2:
             continue
         named = " and by ".join(f"app {a.name!r} ({a.distribution})" for a in owners)
-        message = (f"session type {st!r} is claimed by {named}; each type has one owner, so all of them are "
-                   f"left out: rename it in all but one")
-        for app in owners:
+        out = [a for a in owners if a.name != KERNEL_APP]
+        who = "all of them are left out: rename it in all but one" if len(out) == len(owners) else (
+            f"the kernel keeps it: rename it in {', '.join(repr(a.name) for a in out)}")
+        message = f"{kind} {name!r} is {verb} by {named}; each {kind} has one owner, so {who}"
+        for app in out:
             contested.setdefault(app.name, []).append(message)
     for app in apps:
         if app.name in contested:
@@ -303,7 +310,8 @@ def discover(
     if direct is not None:
         _add_direct(direct, apps, problems)
 
-    _claim_session_types(apps, problems)
+    _claim(apps, problems, "session type", "claimed", lambda a: a.session_types)
+    _claim(apps, problems, "service", "contributed", lambda a: a.service_factories)
     ordered = _order(apps, problems)
     return AppRegistry(ordered, problems), pm
 

@@ -149,7 +149,7 @@ def test_check_reports_an_app_model_naming_another_apps_private_model() -> None:
 
 
 CLAIM = ("session type 'research' is claimed by app 'claimer' (timber-research-claimer) and by app 'grove' "
-         "(timber-grove); each type has one owner, so all of them are left out: rename it in all but one")
+         "(timber-grove); each session type has one owner, so all of them are left out: rename it in all but one")
 CYCLE = "dependency cycle: cyclea -> cycleb -> cyclea; break it in one app's depends"
 
 
@@ -288,7 +288,7 @@ def test_an_app_whose_commands_fail_is_reported_and_the_cli_still_works() -> Non
     result = run_timber("check", fixtures=("bad_commands",))
     assert result.returncode == 0
     assert result.stderr == (
-        "warning: app 'badcmd' (timber-bad-commands) failed to register its commands: "
+        "Warning: app 'badcmd' (timber-bad-commands) failed to register its commands: "
         "RuntimeError: commands are unavailable on purpose\n"
     )
     assert result.stdout == "timber check: ok (3 apps: badcmd, canopy, grove)\n"

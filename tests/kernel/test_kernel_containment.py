@@ -26,7 +26,7 @@ BAD_PROBLEM = (
 DEPENDENT_ERROR = ("depends on app 'yamlfix', which is broken (left out); fix 'yamlfix', or remove it from "
                    "yamladdon's timber_app_info() depends")
 CLAIM_ERROR = ("session type 'research' is claimed by app 'claimer' (timber-research-claimer) and by app 'grove' "
-               "(timber-grove); each type has one owner, so all of them are left out: rename it in all but one")
+               "(timber-grove); each session type has one owner, so all of them are left out: rename it in all but one")
 BAD_ENV = {"TIMBER_FIXTURE_MODEL_DIR": str(BAD_YAML / "bad_type")}
 
 
@@ -220,3 +220,47 @@ def test_an_app_left_out_after_its_tables_were_migrated_leaves_canopy_starting(
     assert [a.name for a in kernel.apps.loaded()] == ["timber", "canopy"]
     alice = user_service.create_user("alice@example.com", "alice")
     assert kernel.services["orders"].create_order(alice, "AAPL", "market", 1, 10.0)
+
+
+def test_a_service_name_clash_leaves_both_apps_out_and_the_kernel_keeps_its_own(
+    install_fixture: Callable[[str], Path], tmp_path: Path
+) -> None:
+    install_fixture("service_clash")
+    kernel = timber_core.initialize_timber("grove", database_url=_sqlite(tmp_path))
+    orders = ("service 'orders' is contributed by app 'canopy' (timber-canopy) and by app 'svcclash' "
+              "(timber-service-clash); each service has one owner, so all of them are left out: rename it in all but one")
+    users = ("service 'users' is contributed by app 'timber' (timber-core) and by app 'svcclash' (timber-service-clash); "
+             "each service has one owner, so the kernel keeps it: rename it in 'svcclash'")
+    assert [(a.name, a.status, a.error) for a in kernel.apps.failed()] == [
+        ("canopy", "conflict", orders), ("svcclash", "conflict", f"{orders}; {users}")
+    ]
+    assert sorted(kernel.services) == ["notifications", "reports", "sessions", "tracker", "users", "vectors"]
+
+
+def test_an_app_referencing_a_left_out_apps_model_is_left_out_in_turn(
+    install_fixture: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # yamlfix declares a shared Gadget (valid) and a typo elsewhere; bapp's Widget references Gadget.
+    fix, bapp = tmp_path / "fix", tmp_path / "bapp"
+    fix.mkdir()
+    bapp.mkdir()
+    (fix / "gadgets.yaml").write_text(
+        'version: "1.0.0"\nmodels:\n  - name: Gadget\n    table_name: gadgets\n    shared: true\n    columns:\n'
+        "      - name: id\n        type: Integer\n        primary_key: true\n"
+    )
+    (fix / "things.yaml").write_text((BAD_YAML / "bad_type" / "things.yaml").read_text())
+    (bapp / "widgets.yaml").write_text(
+        'version: "1.0.0"\nmodels:\n  - name: Widget\n    table_name: widgets\n    columns:\n'
+        "      - name: id\n        type: Integer\n        primary_key: true\n"
+        "      - name: gadget_id\n        type: Integer\n        foreign_key: gadgets.id\n"
+    )
+    install_fixture("yaml_dir")
+    monkeypatch.setenv("TIMBER_FIXTURE_MODEL_DIR", str(fix))
+    with pytest.raises(SchemaError) as info:
+        timber_core.initialize_timber("bapp", model_config_dirs=[str(bapp)], database_url=_sqlite(tmp_path))
+    assert str(info.value) == (
+        f"{bapp / 'widgets.yaml'}:9: app 'bapp', field 'Widget.columns.gadget_id.foreign_key': "
+        "table 'gadgets' is not declared by any loaded model"
+    )
+    kernel = timber_core.initialize_timber("canopy", database_url=_sqlite(tmp_path))
+    assert [a.name for a in kernel.apps.loaded()] == ["timber", "canopy", "grove"]

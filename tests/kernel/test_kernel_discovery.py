@@ -132,7 +132,7 @@ def test_an_app_name_registered_twice_leaves_only_that_app_out(install_fixture: 
 
 
 CLAIM = ("session type 'research' is claimed by app 'claimer' (timber-research-claimer) and by app 'grove' "
-         "(timber-grove); each type has one owner, so all of them are left out: rename it in all but one")
+         "(timber-grove); each session type has one owner, so all of them are left out: rename it in all but one")
 
 
 def test_claiming_another_apps_session_type_is_an_error_naming_both_apps(
