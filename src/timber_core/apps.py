@@ -127,7 +127,9 @@ class AppRegistry:
         app = self.get(name)
         if not app.loaded:
             state = "in conflict" if app.status == CONFLICT else app.status
-            raise PluginError(f"app {name!r} ({app.distribution}) is {state}: {app.error}; fix it, or initialize another app")
+            raise PluginError(
+                f"app {name!r} ({app.distribution}) is {state}: {app.error}; fix it, or initialize another app"
+            )
         return app
 
     def session_types_of(self, name: str) -> frozenset[str]:
@@ -212,7 +214,8 @@ def drop_unmet_dependencies(apps: list[App], problems: list[Problem]) -> list[Ap
             else:
                 why, fix = f"is {other.status} (left out)", f"fix {dep!r}"
             app.status = BROKEN
-            app.error = f"depends on app {dep!r}, which {why}; {fix}, or remove it from {app.name}'s timber_app_info() depends"
+            app.error = (f"depends on app {dep!r}, which {why}; {fix}, or remove it from "
+                         f"{app.name}'s timber_app_info() depends")
             problems.append(Problem(app.name, app.error))
             dropped.append(app)
             changed = True

@@ -13,7 +13,7 @@ import sqlalchemy.exc
 from sqlalchemy import MetaData
 
 from . import _kernel_plugin, context
-from .apps import KERNEL_APP, App, AppRegistry, ModelProblem
+from .apps import CONFLICT, KERNEL_APP, App, AppRegistry, ModelProblem
 from .config import TimberConfig
 from .containment import load_contained
 from .context import PLATFORM, current_app
@@ -249,7 +249,7 @@ def _warn_left_out(apps: AppRegistry) -> None:
     """Log one warning per app left out by a failure: which app, why (file, line, field) and the fix."""
     for app in apps.failed():
         log.warning("timber: app %r (%s) is %s and left out; the other apps start without it: %s",
-                    app.name, app.distribution, app.status, app.error)
+                    app.name, app.distribution, "in conflict" if app.status == CONFLICT else app.status, app.error)
 
 
 def initialize_timber(

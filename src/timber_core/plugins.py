@@ -2,8 +2,11 @@
 
 Each entry point is loaded and each hook called inside its own ``try``: a
 plugin whose import or hook raises is recorded as broken, with its
-distribution and error, and left out; the other apps and the CLI go on.
-Ordering follows the apps' declared ``depends``. Nothing here imports
+distribution and error, and left out; the other apps and the CLI go on. Apps
+contesting a name (app name, session type, service) are left out as in
+conflict, and so is every app whose dependency is missing, left out or in a
+cycle (docs/plugins.md, "Failure is contained"). Ordering follows the apps'
+declared ``depends``. Nothing here imports
 SQLAlchemy: ``timber apps list`` runs on this module alone.
 """
 
@@ -217,7 +220,9 @@ def _first_cycle(by_name: Mapping[str, App], loaded: set[str]) -> list[str] | No
     return None
 
 
-def _claim(apps: list[App], problems: list[Problem], kind: str, verb: str, names_of: Callable[[App], Iterable[str]]) -> None:
+def _claim(
+    apps: list[App], problems: list[Problem], kind: str, verb: str, names_of: Callable[[App], Iterable[str]]
+) -> None:
     """Leave out every app claiming a name (session type, service) another app claims too.
 
     All claimants are left out (``conflict``): no one of them is the right owner, and which
@@ -271,7 +276,9 @@ def discover(
     kernel = App(name=KERNEL_APP, distribution="timber-core")
     _load(pm, kernel, lambda: _kernel_plugin)
     if not kernel.loaded:
-        problems.append(FatalProblem(KERNEL_APP, f"the kernel's own plugin fails: {kernel.error}; reinstall timber-core"))
+        problems.append(
+            FatalProblem(KERNEL_APP, f"the kernel's own plugin fails: {kernel.error}; reinstall timber-core")
+        )
     apps = [kernel]
 
     by_name: dict[str, list[EntryPoint]] = {}

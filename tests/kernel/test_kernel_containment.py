@@ -264,3 +264,11 @@ def test_an_app_referencing_a_left_out_apps_model_is_left_out_in_turn(
     )
     kernel = timber_core.initialize_timber("canopy", database_url=_sqlite(tmp_path))
     assert [a.name for a in kernel.apps.loaded()] == ["timber", "canopy", "grove"]
+
+
+def test_a_command_without_app_never_runs_as_a_left_out_app(tmp_path: Path) -> None:
+    result = run_timber("migrations", "status", fixtures=("yaml_dir",),
+                        env={**BAD_ENV, "TIMBER_APPS": "yamlfix", "DATABASE_URL": _sqlite(tmp_path)})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("Error: no installed app starts (left out: yamlfix (broken)); fix them (`timber check` "
+                             "says how) or name one with --app\n")
