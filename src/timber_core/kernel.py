@@ -261,7 +261,10 @@ def initialize_timber(
     """Build the kernel for ``app_name`` and make it the process's default context.
 
     Phases: (1) discover and order the apps, (2) read and build every model into
-    one registry, (3) connect (``database_url``, else ``DATABASE_URL``, else an
+    one registry (an app whose plugin, models, names or dependencies fail is left
+    out with the apps depending on it, one warning each on the ``timber`` logger;
+    initializing as such an app raises SchemaError naming its model problems, or
+    PluginError saying why; only the kernel's own failure stops every app), (3) connect (``database_url``, else ``DATABASE_URL``, else an
     embedded SQLite file under ``TIMBER_HOME``, ``./.timber`` by default), (4)
     bring the tables to every migration head when ``create_tables`` (default: on
     SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
