@@ -33,15 +33,21 @@ class CommandError(click.ClickException):
 
 
 def _app_name(app: str | None) -> str:
-    """Return ``app``, else ``TIMBER_APP``, else the first installed app."""
+    """Return ``app``, else ``TIMBER_APP``, else the first installed app that starts (not left out)."""
+    from .containment import load_contained
     from .plugins import discover
 
     name = app or os.environ.get("TIMBER_APP")
     if name and name != "timber":
         return name
     apps, _pm = discover()
+    load_contained(apps)  # an app whose models fail is left out: never pick it to run a command as
     names = [a.name for a in apps.loaded() if a.name != "timber"]
     if not names:
+        failed = [f"{a.name} ({a.status})" for a in apps.failed()]
+        if failed:
+            raise click.ClickException(f"no installed app starts (left out: {', '.join(failed)}); fix them "
+                                       f"(`timber check` says how) or name one with --app")
         raise click.ClickException("no app is installed; install one (e.g. timber-canopy) first")
     return names[0]
 

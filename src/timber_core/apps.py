@@ -6,12 +6,12 @@ listing what is installed never imports SQLAlchemy or an app's services.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from .errors import ConfigurationError, NotFoundError, PluginError
 
-__all__ = ["KERNEL_APP", "App", "AppRegistry", "Problem"]
+__all__ = ["KERNEL_APP", "App", "AppRegistry", "Problem", "FatalProblem", "ModelProblem", "drop_unmet_dependencies"]
 
 #: The name under which the kernel owns the shared tables.
 KERNEL_APP: Final = "timber"
@@ -126,9 +126,9 @@ class AppRegistry:
         """Return the loaded app ``name``; raise if it is unknown, broken or left out."""
         app = self.get(name)
         if not app.loaded:
+            state = "in conflict" if app.status == CONFLICT else app.status
             raise PluginError(
-                f"app {name!r} ({app.distribution}) is {app.status}: {app.error}; "
-                f"fix it, or initialize another app"
+                f"app {name!r} ({app.distribution}) is {state}: {app.error}; fix it, or initialize another app"
             )
         return app
 
@@ -144,11 +144,32 @@ class AppRegistry:
         """Return every session type owned by a loaded app."""
         return frozenset(self._type_owner)
 
-    def raise_for_problems(self) -> None:
-        """Raise PluginError listing every conflict or ordering problem.
+    def failed(self) -> list[App]:
+        """Return the apps left out by a failure (broken or in conflict), not by choice (disabled)."""
+        return [a for a in self._apps.values() if a.status in (BROKEN, CONFLICT)]
 
-        A broken or disabled plugin is not raised here: it is left out and
-        reported, so that one bad plugin cannot take the others down.
+    def leave_out(self, failures: Mapping[str, tuple[str, str, list[Problem]]]) -> list[App]:
+        """Take each app of ``failures`` out of the kernel, then every app depending on one; return them.
+
+        ``failures`` maps an app to ``(status, error, problems)``: ``error`` is what ``timber
+        apps list`` shows for it, ``problems`` what ``timber check`` prints. Each dependent
+        app is left out as broken, its error naming the failed dependency.
+        """
+        dropped = []
+        for name, (status, error, problems) in failures.items():
+            app = self._apps[name]
+            app.status, app.error = status, error
+            self.problems.extend(problems)
+            dropped.append(app)
+        dropped += drop_unmet_dependencies(list(self._apps.values()), self.problems)
+        self._type_owner = {t: a.name for a in self._apps.values() if a.loaded for t in a.session_types}
+        return dropped
+
+    def raise_for_problems(self) -> None:
+        """Raise PluginError listing every fatal problem (the kernel itself cannot load).
+
+        Everything else (a broken, conflicting or disabled app, a missing dependency) is
+        contained: that app is left out and reported, the others go on.
         """
         fatal = [p for p in self.problems if p.fatal]
         if fatal:
@@ -156,9 +177,49 @@ class AppRegistry:
 
 
 class FatalProblem(Problem):
-    """A problem that makes the set of apps ambiguous: conflicts, cycles, missing dependencies."""
+    """A problem no app can start with: the kernel's own plugin or models fail."""
 
     fatal = True
+
+
+class ModelProblem(Problem):
+    """A problem in an app's model files; its message already names the file, line, app and field."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def drop_unmet_dependencies(apps: list[App], problems: list[Problem]) -> list[App]:
+    """Leave out (as broken) every loaded app whose dependency is not loaded, until none is left; return them.
+
+    Each gets a problem naming the dependency, its state and the fix.
+    """
+    by_name = {a.name: a for a in apps}
+    dropped: list[App] = []
+    changed = True
+    while changed:
+        changed = False
+        for app in apps:
+            if not app.loaded:
+                continue
+            dep = next((d for d in app.depends if d not in by_name or not by_name[d].loaded), None)
+            if dep is None:
+                continue
+            other = by_name.get(dep)
+            if other is None or other.status == DISABLED:
+                why = "is not installed" if other is None else "is disabled"
+                fix = f"install or enable {dep!r}"
+            else:
+                why, fix = f"is {other.status} (left out)", f"fix {dep!r}"
+            app.status = BROKEN
+            app.error = (f"depends on app {dep!r}, which {why}; {fix}, or remove it from "
+                         f"{app.name}'s timber_app_info() depends")
+            problems.append(Problem(app.name, app.error))
+            dropped.append(app)
+            changed = True
+    return dropped
 
 
 def parse_app_list(value: str | None, variable: str) -> frozenset[str] | None:

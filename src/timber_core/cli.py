@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ._cli_support import report, request_traceback
-from .apps import AppRegistry, KERNEL_APP
+from .apps import BROKEN, CONFLICT, KERNEL_APP, OK, AppRegistry
 
 __all__ = ["cli", "main", "app_kernel"]
 
@@ -137,19 +137,22 @@ def apps_group() -> None:
 @apps_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def apps_list(as_json: bool) -> None:
-    """List installed apps: version, distribution, models, session types, policies, services, status."""
+    """List installed apps: version, distribution, models, session types, policies, services, status.
+
+    Exit 1 when an app is broken or in conflict (left out), after listing every app.
+    """
+    from .containment import load_contained  # PyYAML only: still no SQLAlchemy
+
     registry = _apps()
-    # Conflicts, cycles and missing dependencies leave an app "ok" in the registry but make
-    # initialize_timber refuse to start: show them on the app's row, not only in `timber check`.
-    fatal: dict[str, list[str]] = {}
-    for p in registry.problems:
-        if p.fatal:
-            fatal.setdefault(p.app, []).append(p.message)
+    # Validate the model files as initialize_timber does, so an app whose models fail is listed as
+    # it would start: left out, with its error (file, line, field).
+    kernel_problems = [str(p) for p in load_contained(registry).problems]
     records = []
     for app in registry:
-        models, problems = _model_names(app.model_dirs) if app.loaded else ([], [])
-        if app.loaded and app.name in fatal:
-            problems = fatal[app.name] + problems
+        models, problems = _model_names(app.model_dirs) if app.status in (OK, BROKEN, CONFLICT) else ([], [])
+        status, error = app.status, app.error
+        if app.name == KERNEL_APP and kernel_problems:
+            status, error = BROKEN, "; ".join(kernel_problems)
         records.append(
             {
                 "name": app.name,
@@ -161,12 +164,14 @@ def apps_list(as_json: bool) -> None:
                 "session_types": app.session_types,
                 "policies": [p.get("name", "?") for p in app.rls_policies],
                 "services": sorted(app.service_factories),
-                "status": app.status if not problems else ("error" if app.name in fatal else "invalid"),
-                "error": app.error or ("; ".join(problems) if problems else None),
+                "status": status,
+                "error": error or ("; ".join(problems) if problems else None),
             }
         )
     if as_json:
         click.echo(json.dumps({"apps": records}, indent=2))
+        if any(r["status"] in (BROKEN, CONFLICT) for r in records):
+            sys.exit(1)
         return
     rows = [
         [
@@ -180,6 +185,8 @@ def apps_list(as_json: bool) -> None:
     for r in records:
         if r["error"]:
             click.echo(f"{r['name']}: {r['status']}: {r['error']}", err=True)
+    if any(r["status"] in (BROKEN, CONFLICT) for r in records):
+        sys.exit(1)
 
 
 @apps_group.command("remove")
@@ -303,24 +310,32 @@ def models_list(app_name: str | None, as_json: bool) -> None:
 
 @cli.command("check")
 def check() -> None:
-    """Load every app and model; print every problem found; exit 1 if there is any."""
+    """Load every app and model; print every problem found; exit 1 if there is any.
+
+    Each problem is one ``Error: ...`` line on stderr (the style of every command's error,
+    ``_cli_support.report``); the summary names the apps left out and those that start.
+    """
     from .errors import SchemaError, TimberError
 
     registry = _apps()
-    problems = [str(p) for p in registry.problems]
+    fatal: list[str] = []
     try:
         from .kernel import build_schema
 
-        build_schema(registry)
+        build_schema(registry)  # leaves out (in registry) each app whose models fail
     except SchemaError as exc:
-        problems.extend(str(p) for p in exc.problems)
+        fatal.extend(str(p) for p in exc.problems)
     except TimberError as exc:
-        problems.append(str(exc))
+        fatal.append(str(exc))
+    problems = [str(p) for p in registry.problems] + fatal
     loaded = [a.name for a in registry.loaded() if a.name != KERNEL_APP]
     if problems:
         for p in problems:
-            click.echo(f"error: {p}", err=True)
-        click.echo(f"timber check: {len(problems)} problem(s) found", err=True)
+            click.echo(f"Error: {p}", err=True)
+        left_out = [f"{a.name} ({a.status})" for a in registry.failed()]
+        starting = "none (no app can start)" if fatal else (", ".join(loaded) or "none")
+        click.echo(f"timber check: {len(problems)} problem(s) found; left out: {', '.join(left_out) or 'none'}; "
+                   f"the other apps start: {starting}", err=True)
         sys.exit(1)
     click.echo(f"timber check: ok ({len(loaded)} apps: {', '.join(loaded) or 'none'})")
 
@@ -360,7 +375,7 @@ def _register_extensions(group: click.Group) -> None:
     registry = _apps()
     assert _discovered is not None  # set by _apps()
     for warning in register_app_commands(registry, _discovered[1], group):
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

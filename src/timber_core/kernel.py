@@ -13,14 +13,15 @@ import sqlalchemy.exc
 from sqlalchemy import MetaData
 
 from . import _kernel_plugin, context
-from .apps import KERNEL_APP, App, AppRegistry
+from .apps import CONFLICT, KERNEL_APP, App, AppRegistry, ModelProblem
 from .config import TimberConfig
+from .containment import load_contained
 from .context import PLATFORM, current_app
 from .db import DatabaseManager, embedded_url
 from .errors import ConfigurationError, NotFoundError, NotInitializedError, PluginError, SchemaError
 from .isolation import Isolation
 from .plugins import DirectApp, discover
-from .schema import Schema, load_schema
+from .schema import Schema
 from .schema.build import build_models
 from .schema.spec import ModelSpec, SchemaProblem, Where
 
@@ -226,8 +227,13 @@ def _validator(apps: AppRegistry) -> Any:
 
 
 def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
-    """Load every loaded app's model files and build the classes; raise SchemaError on any problem."""
-    schema = load_schema((app.name, d) for app in apps.loaded() for d in app.model_dirs)
+    """Load the loaded apps' models and build the classes into one registry.
+
+    An app whose models fail is left out in ``apps`` (see :mod:`timber_core.containment`),
+    so the registry holds nothing of it. Raise SchemaError when the kernel's own models
+    fail or SQLAlchemy cannot configure the classes: no app can start then.
+    """
+    schema = load_contained(apps)
     if schema.problems:
         raise SchemaError(schema.problems)
     base, classes = build_models(schema.models)
@@ -239,6 +245,24 @@ def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
     return schema, base, classes
 
 
+def _require_startable(apps: AppRegistry, app_name: str) -> None:
+    """Raise for ``app_name`` left out: SchemaError with its model problems, else PluginError saying why."""
+    app = apps.get(app_name)
+    if app.loaded:
+        return
+    own = [p for p in apps.problems if isinstance(p, ModelProblem) and p.app == app_name]
+    if own:
+        raise SchemaError(own)
+    apps.require_loaded(app_name)
+
+
+def _warn_left_out(apps: AppRegistry) -> None:
+    """Log one warning per app left out by a failure: which app, why (file, line, field) and the fix."""
+    for app in apps.failed():
+        log.warning("timber: app %r (%s) is %s and left out; the other apps start without it: %s",
+                    app.name, app.distribution, "in conflict" if app.status == CONFLICT else app.status, app.error)
+
+
 def initialize_timber(
     app_name: str,
     model_config_dirs: list[str] | None = None,
@@ -248,7 +272,10 @@ def initialize_timber(
     """Build the kernel for ``app_name`` and make it the process's default context.
 
     Phases: (1) discover and order the apps, (2) read and build every model into
-    one registry, (3) connect (``database_url``, else ``DATABASE_URL``, else an
+    one registry (an app whose plugin, models, names or dependencies fail is left
+    out with the apps depending on it, one warning each on the ``timber`` logger;
+    initializing as such an app raises SchemaError naming its model problems, or
+    PluginError saying why; only the kernel's own failure stops every app), (3) connect (``database_url``, else ``DATABASE_URL``, else an
     embedded SQLite file under ``TIMBER_HOME``, ``./.timber`` by default), (4)
     bring the tables to every migration head when ``create_tables`` (default: on
     SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
@@ -281,12 +308,16 @@ def initialize_timber(
         kernel_dirs = {os.path.abspath(d) for d in _kernel_plugin.timber_model_dirs()}
         dirs = [d for d in (model_config_dirs or []) if os.path.abspath(d) not in kernel_dirs]
         direct = DirectApp(app_name, dirs, settings.get("session_types") or ())
+    # An app that fails (plugin, models, conflict, dependency) is left out, never the others:
+    # only the kernel's own failure raises here (docs/plugins.md, "failure is contained").
     apps, pm = discover(direct=direct)
     apps.raise_for_problems()
-    apps.require_loaded(app_name)
+    apps.get(app_name)
 
-    # Phase 2: models.
+    # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
     schema, base, classes = build_schema(apps)
+    _require_startable(apps, app_name)
+    _warn_left_out(apps)
 
     # Phase 3: database.
     url = database_url or config.DATABASE_URL

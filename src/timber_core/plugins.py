@@ -2,8 +2,11 @@
 
 Each entry point is loaded and each hook called inside its own ``try``: a
 plugin whose import or hook raises is recorded as broken, with its
-distribution and error, and left out; the other apps and the CLI go on.
-Ordering follows the apps' declared ``depends``. Nothing here imports
+distribution and error, and left out; the other apps and the CLI go on. Apps
+contesting a name (app name, session type, service) are left out as in
+conflict, and so is every app whose dependency is missing, left out or in a
+cycle (docs/plugins.md, "Failure is contained"). Ordering follows the apps'
+declared ``depends``. Nothing here imports
 SQLAlchemy: ``timber apps list`` runs on this module alone.
 """
 
@@ -27,6 +30,7 @@ from .apps import (
     AppRegistry,
     FatalProblem,
     Problem,
+    drop_unmet_dependencies,
     parse_app_list,
 )
 from .context import PLATFORM
@@ -159,64 +163,93 @@ def _check_name(name: str, source: str) -> str | None:
 
 
 def _order(apps: list[App], problems: list[Problem]) -> list[App]:
-    """Return loaded apps in dependency order; record missing dependencies and cycles."""
-    by_name = {a.name: a for a in apps}
-    loaded = {a.name for a in apps if a.loaded}
-    for app in apps:
-        if not app.loaded:
-            continue
-        for dep in app.depends:
-            if dep not in loaded:
-                why = "is not installed" if dep not in by_name else f"is {by_name[dep].status}"
-                problems.append(
-                    FatalProblem(
-                        app.name,
-                        f"depends on app {dep!r}, which {why}; install or enable {dep!r}, "
-                        f"or remove it from {app.name}'s timber_app_info() depends",
-                    )
-                )
-    ordered: list[App] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
+    """Return the apps, loaded ones first in dependency order.
 
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2 or name not in loaded:
+    An app whose dependency is missing, not loaded or in a cycle is left out (broken), with
+    every app depending on it; the others are ordered.
+    """
+    by_name = {a.name: a for a in apps}
+    while True:
+        drop_unmet_dependencies(apps, problems)
+        loaded = {a.name for a in apps if a.loaded}
+        cycle = _first_cycle(by_name, loaded)
+        if cycle is None:
+            break
+        message = f"dependency cycle: {' -> '.join(cycle)}; break it in one app's depends"
+        for name in sorted(set(cycle)):
+            by_name[name].status, by_name[name].error = BROKEN, message
+            problems.append(Problem(name, message))
+    ordered: list[App] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name not in loaded:
             return
-        if state.get(name) == 1:
-            cycle = path[path.index(name):] + [name]
-            problems.append(
-                FatalProblem(name, f"dependency cycle: {' -> '.join(cycle)}; break it in one app's depends")
-            )
-            return
-        state[name] = 1
+        done.add(name)
         for dep in sorted(by_name[name].depends):
-            visit(dep, path + [name])
-        state[name] = 2
+            visit(dep)
         ordered.append(by_name[name])
 
-    visit(KERNEL_APP, [])
+    visit(KERNEL_APP)
     for name in sorted(loaded):
-        visit(name, [])
+        visit(name)
     return ordered + [a for a in apps if not a.loaded]
 
 
-def _claim_session_types(apps: list[App], problems: list[Problem]) -> None:
-    owners: dict[str, App] = {}
+def _first_cycle(by_name: Mapping[str, App], loaded: set[str]) -> list[str] | None:
+    """Return the first dependency cycle among the loaded apps (``[a, b, a]``), in name order; None if none."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if state.get(name) == 2 or name not in loaded:
+            return None
+        if state.get(name) == 1:
+            return path[path.index(name):] + [name]
+        state[name] = 1
+        for dep in sorted(by_name[name].depends):
+            found = visit(dep, path + [name])
+            if found:
+                return found
+        state[name] = 2
+        return None
+
+    for name in sorted(loaded):
+        found = visit(name, [])
+        if found:
+            return found
+    return None
+
+
+def _claim(
+    apps: list[App], problems: list[Problem], kind: str, verb: str, names_of: Callable[[App], Iterable[str]]
+) -> None:
+    """Leave out every app claiming a name (session type, service) another app claims too.
+
+    All claimants are left out (``conflict``): no one of them is the right owner, and which
+    was installed later is not knowable. The kernel is never left out: an app claiming one
+    of the kernel's names is left out alone.
+    """
+    claims: dict[str, list[App]] = {}
     for app in apps:
-        if not app.loaded:
+        if app.loaded:
+            for name in names_of(app):
+                claims.setdefault(name, []).append(app)
+    contested: dict[str, list[str]] = {}
+    for name in sorted(claims):
+        owners = sorted(claims[name], key=lambda a: (a.name != KERNEL_APP, a.name))
+        if len(owners) < 2:
             continue
-        for st in app.session_types:
-            other = owners.get(st)
-            if other is not None:
-                problems.append(
-                    FatalProblem(
-                        app.name,
-                        f"session type {st!r} is claimed by app {other.name!r} ({other.distribution}) "
-                        f"and by app {app.name!r} ({app.distribution}); each type has one owner: "
-                        f"rename one of them",
-                    )
-                )
-            else:
-                owners[st] = app
+        named = " and by ".join(f"app {a.name!r} ({a.distribution})" for a in owners)
+        out = [a for a in owners if a.name != KERNEL_APP]
+        who = "all of them are left out: rename it in all but one" if len(out) == len(owners) else (
+            f"the kernel keeps it: rename it in {', '.join(repr(a.name) for a in out)}")
+        message = f"{kind} {name!r} is {verb} by {named}; each {kind} has one owner, so {who}"
+        for app in out:
+            contested.setdefault(app.name, []).append(message)
+    for app in apps:
+        if app.name in contested:
+            app.status, app.error = CONFLICT, "; ".join(contested[app.name])
+            problems.extend(Problem(app.name, m) for m in contested[app.name])
 
 
 def discover(
@@ -229,8 +262,10 @@ def discover(
     ``TIMBER_APPS=a,b`` loads only those apps; ``TIMBER_DISABLE_APPS=a,b``
     leaves them out. ``direct`` adds an app given to ``initialize_timber``
     without a distribution (or adds model directories to the installed app of
-    that name). Broken plugins are recorded, not raised; conflicts are recorded
-    as fatal problems that :meth:`AppRegistry.raise_for_problems` raises.
+    that name). A broken or conflicting app is left out and recorded, with every app
+    depending on it, never raised (docs/plugins.md, "failure is contained"); only the
+    kernel's own plugin failing is a fatal problem, which
+    :meth:`AppRegistry.raise_for_problems` raises.
     """
     env = os.environ if environ is None else environ
     only = parse_app_list(env.get("TIMBER_APPS"), "TIMBER_APPS")
@@ -240,6 +275,10 @@ def discover(
 
     kernel = App(name=KERNEL_APP, distribution="timber-core")
     _load(pm, kernel, lambda: _kernel_plugin)
+    if not kernel.loaded:
+        problems.append(
+            FatalProblem(KERNEL_APP, f"the kernel's own plugin fails: {kernel.error}; reinstall timber-core")
+        )
     apps = [kernel]
 
     by_name: dict[str, list[EntryPoint]] = {}
@@ -265,7 +304,7 @@ def discover(
                 f"the app name {name!r} is registered by {len(eps)} distributions: "
                 f"{' and '.join(dists)}; uninstall one of them"
             )
-            problems.append(FatalProblem(name, app.error))
+            problems.append(Problem(name, app.error))
             continue
         if (only is not None and name not in only) or name in disabled:
             app.status = DISABLED
@@ -278,7 +317,8 @@ def discover(
     if direct is not None:
         _add_direct(direct, apps, problems)
 
-    _claim_session_types(apps, problems)
+    _claim(apps, problems, "session type", "claimed", lambda a: a.session_types)
+    _claim(apps, problems, "service", "contributed", lambda a: a.service_factories)
     ordered = _order(apps, problems)
     return AppRegistry(ordered, problems), pm
 
@@ -290,18 +330,17 @@ def _add_direct(direct: DirectApp, apps: list[App], problems: list[Problem]) -> 
         existing.model_dirs.extend(d for d in direct.model_dirs if d not in existing.model_dirs)
         existing.session_types.extend(t for t in direct.session_types if t not in existing.session_types)
         return
+    app = App(
+        name=direct.name,
+        distribution="<initialize_timber model_config_dirs>",
+        model_dirs=list(direct.model_dirs),
+        session_types=list(direct.session_types),
+    )
+    apps.append(app)
     bad_name = _check_name(direct.name, "initialize_timber(app_name=...)")
     if bad_name:
-        problems.append(FatalProblem(direct.name, bad_name))
-        return
-    apps.append(
-        App(
-            name=direct.name,
-            distribution="<initialize_timber model_config_dirs>",
-            model_dirs=list(direct.model_dirs),
-            session_types=list(direct.session_types),
-        )
-    )
+        app.status, app.error = BROKEN, bad_name
+        problems.append(Problem(direct.name, bad_name))
 
 
 def register_app_commands(registry: AppRegistry, pm: pluggy.PluginManager, cli: Any) -> list[str]:

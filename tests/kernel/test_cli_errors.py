@@ -161,7 +161,7 @@ def test_a_read_only_timber_home_for_the_vector_store_names_it_and_qdrant_url(
     migrated = run_timber("migrate", env={"DATABASE_URL": scratch_postgres, "TIMBER_HOME": str(tmp_path / "home")})
     assert migrated.returncode == 0, migrated.stderr
     result = run_timber("vectors", "reindex", env={"DATABASE_URL": scratch_postgres, "TIMBER_HOME": str(read_only_dir)})
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("timber doctor: warning: ")]
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("timber doctor: Warning: ")]
     assert (result.returncode, result.stdout, errors) == (1, "", [
         f"Error: VectorSearchError: the embedded vector store {read_only_dir / 'vectors' / 'index.sqlite3'} cannot"
         f" open: {read_only_dir} is not writable; point TIMBER_HOME at a writable directory or set QDRANT_URL"

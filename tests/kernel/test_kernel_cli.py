@@ -11,9 +11,10 @@ import pytest
 from timber_kernel_testing import BAD_YAML, CANOPY_MODELS, FIXTURES, GOOD_YAML, GROVE_MODELS, KERNEL_MODELS, run_timber
 
 
-def _apps_json(*fixtures: str) -> dict[str, dict[str, Any]]:
+def _apps_json(*fixtures: str, code: int = 0) -> dict[str, dict[str, Any]]:
+    """``timber apps list --json``'s apps by name; ``code`` is the exit code expected (1 when an app is left out)."""
     result = run_timber("apps", "list", "--json", fixtures=fixtures)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
     return {a["name"]: a for a in json.loads(result.stdout)["apps"]}
 
 
@@ -40,7 +41,7 @@ def test_apps_list_json_lists_canopy_and_grove_with_models_session_types_and_pol
 
 
 def test_apps_list_shows_a_broken_plugin_as_broken_while_the_others_still_list() -> None:
-    apps = _apps_json("broken")
+    apps = _apps_json("broken", code=1)
     assert [(n, a["status"]) for n, a in apps.items()] == [
         ("timber", "ok"), ("canopy", "ok"), ("grove", "ok"), ("brokenapp", "broken")
     ]
@@ -50,16 +51,16 @@ def test_apps_list_shows_a_broken_plugin_as_broken_while_the_others_still_list()
 
 def test_apps_list_table_reports_the_broken_plugin_on_stderr() -> None:
     result = run_timber("apps", "list", fixtures=("broken",))
-    assert result.returncode == 0
+    assert result.returncode == 1
     header = result.stdout.splitlines()[0].split()
     assert header == ["app", "version", "distribution", "models", "session", "types", "policies", "services", "status"]
     assert result.stdout.splitlines()[-1].split()[-1] == "broken"
     assert result.stderr == "brokenapp: broken: RuntimeError: broken on purpose: the fixture's import fails\n"
 
 
-def test_apps_list_marks_an_app_with_a_missing_dependency_as_error() -> None:
-    needy = _apps_json("missing_dep")["needy"]
-    assert needy["status"] == "error"
+def test_apps_list_marks_an_app_with_a_missing_dependency_as_broken() -> None:
+    needy = _apps_json("missing_dep", code=1)["needy"]
+    assert needy["status"] == "broken"
     assert needy["error"] == (
         "depends on app 'ghost', which is not installed; install or enable 'ghost', "
         "or remove it from needy's timber_app_info() depends"
@@ -129,8 +130,8 @@ def test_check_exits_one_naming_file_line_and_field_of_each_bad_yaml(case: str) 
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
-        f"error: {_only_file(case)}:{line}: app 'yamlfix', field {field!r}: {message}\n"
-        "timber check: 1 problem(s) found\n"
+        f"Error: {_only_file(case)}:{line}: app 'yamlfix', field {field!r}: {message}\n"
+        f"{_summary(1, 'yamlfix (broken)', 'canopy, grove')}\n"
     )
 
 
@@ -141,33 +142,45 @@ def test_check_reports_an_app_model_naming_another_apps_private_model() -> None:
     why = "Order is private to app 'canopy'; an app may only reference its own and shared models"
     assert result.returncode == 1
     assert result.stderr == (
-        f"error: {path}:11: app 'yamlfix', field 'UserBadge.columns.order_id.foreign_key': {why}\n"
-        f"error: {path}:15: app 'yamlfix', field 'UserBadge.relationships.order': {why}\n"
-        "timber check: 2 problem(s) found\n"
+        f"Error: {path}:11: app 'yamlfix', field 'UserBadge.columns.order_id.foreign_key': {why}\n"
+        f"Error: {path}:15: app 'yamlfix', field 'UserBadge.relationships.order': {why}\n"
+        f"{_summary(2, 'yamlfix (broken)', 'canopy, grove')}\n"
     )
 
 
+CLAIM = ("session type 'research' is claimed by app 'claimer' (timber-research-claimer) and by app 'grove' "
+         "(timber-grove); each session type has one owner, so all of them are left out: rename it in all but one")
+CYCLE = "dependency cycle: cyclea -> cycleb -> cyclea; break it in one app's depends"
+
+
+def _summary(count: int, left_out: str, starting: str) -> str:
+    return f"timber check: {count} problem(s) found; left out: {left_out}; the other apps start: {starting}"
+
+
 @pytest.mark.parametrize(
-    ("fixture", "error"),
+    ("fixture", "errors", "left_out", "starting"),
     [
-        ("broken", "error: app 'brokenapp': plugin from timber-broken-app is broken and left out: "
-                   "RuntimeError: broken on purpose: the fixture's import fails"),
-        ("hook_raises", "error: app 'hookraises': plugin from timber-hook-raises is broken and left out: "
-                        "ValueError: session types are unavailable on purpose"),
-        ("conflict", "error: app 'canopy': the app name 'canopy' is registered by 2 distributions: "
-                     "timber-canopy and timber-canopy-clone; uninstall one of them"),
-        ("session_claim", "error: app 'grove': session type 'research' is claimed by app 'claimer' "
-                          "(timber-research-claimer) and by app 'grove' (timber-grove); each type has one owner: "
-                          "rename one of them"),
-        ("cycle", "error: app 'cyclea': dependency cycle: cyclea -> cycleb -> cyclea; break it in one app's depends"),
-        ("missing_dep", "error: app 'needy': depends on app 'ghost', which is not installed; install or enable "
-                        "'ghost', or remove it from needy's timber_app_info() depends"),
+        ("broken", ["Error: app 'brokenapp': plugin from timber-broken-app is broken and left out: "
+                    "RuntimeError: broken on purpose: the fixture's import fails"], "brokenapp (broken)", "canopy, grove"),
+        ("hook_raises", ["Error: app 'hookraises': plugin from timber-hook-raises is broken and left out: "
+                         "ValueError: session types are unavailable on purpose"], "hookraises (broken)", "canopy, grove"),
+        ("conflict", ["Error: app 'canopy': the app name 'canopy' is registered by 2 distributions: "
+                      "timber-canopy and timber-canopy-clone; uninstall one of them"], "canopy (conflict)", "grove"),
+        ("session_claim", [f"Error: app 'claimer': {CLAIM}", f"Error: app 'grove': {CLAIM}"],
+         "claimer (conflict), grove (conflict)", "canopy"),
+        ("cycle", [f"Error: app 'cyclea': {CYCLE}", f"Error: app 'cycleb': {CYCLE}"],
+         "cyclea (broken), cycleb (broken)", "canopy, grove"),
+        ("missing_dep", ["Error: app 'needy': depends on app 'ghost', which is not installed; install or enable "
+                         "'ghost', or remove it from needy's timber_app_info() depends"], "needy (broken)",
+         "canopy, grove"),
     ],
 )
-def test_check_exits_one_on_each_bad_plugin(fixture: str, error: str) -> None:
+def test_check_exits_one_on_each_bad_plugin_naming_what_is_left_out(
+    fixture: str, errors: list[str], left_out: str, starting: str
+) -> None:
     result = run_timber("check", fixtures=(fixture,))
     assert result.returncode == 1
-    assert result.stderr == f"{error}\ntimber check: 1 problem(s) found\n"
+    assert result.stderr == "".join(f"{e}\n" for e in errors) + f"{_summary(len(errors), left_out, starting)}\n"
 
 
 def test_check_names_both_files_of_a_model_and_a_table_clash() -> None:
@@ -175,12 +188,13 @@ def test_check_names_both_files_of_a_model_and_a_table_clash() -> None:
     clash = FIXTURES / "plugins" / "model_clash" / "timber_fixture_clash_models" / "clash_models.yaml"
     grove_file = GROVE_MODELS / "research_models.yaml"
     assert result.returncode == 1
+    # Both sides of each clash are left out (neither is the right owner): clash, canopy and grove.
     assert result.stderr == (
-        f"error: {clash}:4: app 'clash', field 'name': model 'Order' is also declared at "
+        f"Error: {clash}:4: app 'clash', field 'name': model 'Order' is also declared at "
         f"{CANOPY_MODELS / 'trading_models.yaml'}:36 by app 'canopy'; rename one (prefix it with the app's name)\n"
-        f"error: {grove_file}:43: app 'grove', field 'table_name': table 'research_reports' is also declared at "
+        f"Error: {grove_file}:43: app 'grove', field 'table_name': table 'research_reports' is also declared at "
         f"{clash}:10 by app 'clash' (model ClashReport); rename one (prefix it with the app's name)\n"
-        "timber check: 2 problem(s) found\n"
+        f"{_summary(2, 'canopy (conflict), clash (conflict), grove (conflict)', 'none')}\n"
     )
 
 
@@ -274,7 +288,7 @@ def test_an_app_whose_commands_fail_is_reported_and_the_cli_still_works() -> Non
     result = run_timber("check", fixtures=("bad_commands",))
     assert result.returncode == 0
     assert result.stderr == (
-        "warning: app 'badcmd' (timber-bad-commands) failed to register its commands: "
+        "Warning: app 'badcmd' (timber-bad-commands) failed to register its commands: "
         "RuntimeError: commands are unavailable on purpose\n"
     )
     assert result.stdout == "timber check: ok (3 apps: badcmd, canopy, grove)\n"

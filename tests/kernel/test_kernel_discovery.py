@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from timber_core.apps import AppRegistry
-from timber_core.errors import ConfigurationError, PluginError
+from timber_core.errors import ConfigurationError
 from timber_core.plugins import discover
 
 
@@ -122,9 +122,17 @@ def test_two_distributions_registering_one_app_name_is_a_conflict_naming_both(
         "timber-canopy and timber-canopy-clone; uninstall one of them"
     )
     assert _problems(registry) == [message]
-    with pytest.raises(PluginError) as info:
-        registry.raise_for_problems()
-    assert str(info.value) == message
+
+
+def test_an_app_name_registered_twice_leaves_only_that_app_out(install_fixture: Callable[[str], Path]) -> None:
+    install_fixture("conflict")
+    registry = _discover()
+    assert [a.name for a in registry.loaded()] == ["timber", "grove"]
+    registry.raise_for_problems()  # contained: not fatal to the other apps
+
+
+CLAIM = ("session type 'research' is claimed by app 'claimer' (timber-research-claimer) and by app 'grove' "
+         "(timber-grove); each session type has one owner, so all of them are left out: rename it in all but one")
 
 
 def test_claiming_another_apps_session_type_is_an_error_naming_both_apps(
@@ -132,23 +140,35 @@ def test_claiming_another_apps_session_type_is_an_error_naming_both_apps(
 ) -> None:
     install_fixture("session_claim")
     registry = _discover()
-    assert _problems(registry) == [
-        "app 'grove': session type 'research' is claimed by app 'claimer' (timber-research-claimer) "
-        "and by app 'grove' (timber-grove); each type has one owner: rename one of them"
+    assert _problems(registry) == [f"app 'claimer': {CLAIM}", f"app 'grove': {CLAIM}"]
+
+
+def test_a_session_type_claimed_twice_leaves_both_claimants_out_and_no_owner(
+    install_fixture: Callable[[str], Path],
+) -> None:
+    install_fixture("session_claim")
+    registry = _discover()
+    assert [(a.name, a.status, a.error) for a in registry.failed()] == [
+        ("claimer", "conflict", CLAIM), ("grove", "conflict", CLAIM)
     ]
-    with pytest.raises(PluginError):
-        registry.raise_for_problems()
+    assert [a.name for a in registry.loaded()] == ["timber", "canopy"]
+    assert registry.owner_of_session_type("research") is None
+    registry.raise_for_problems()  # contained: canopy goes on
 
 
 def test_dependency_cycle_is_an_error_naming_the_apps_in_order(install_fixture: Callable[[str], Path]) -> None:
     install_fixture("cycle")
     registry = _discover()
-    assert _problems(registry) == [
-        "app 'cyclea': dependency cycle: cyclea -> cycleb -> cyclea; break it in one app's depends"
-    ]
-    with pytest.raises(PluginError) as info:
-        registry.raise_for_problems()
-    assert "cyclea -> cycleb -> cyclea" in str(info.value)
+    cycle = "dependency cycle: cyclea -> cycleb -> cyclea; break it in one app's depends"
+    assert _problems(registry) == [f"app 'cyclea': {cycle}", f"app 'cycleb': {cycle}"]
+
+
+def test_apps_in_a_dependency_cycle_are_left_out_and_the_others_load(install_fixture: Callable[[str], Path]) -> None:
+    install_fixture("cycle")
+    registry = _discover()
+    assert [(a.name, a.status) for a in registry.failed()] == [("cyclea", "broken"), ("cycleb", "broken")]
+    assert [a.name for a in registry.loaded()] == ["timber", "canopy", "grove"]
+    registry.raise_for_problems()  # contained
 
 
 def test_missing_dependency_is_an_error_naming_both_apps(install_fixture: Callable[[str], Path]) -> None:
@@ -158,6 +178,8 @@ def test_missing_dependency_is_an_error_naming_both_apps(install_fixture: Callab
         "app 'needy': depends on app 'ghost', which is not installed; install or enable 'ghost', "
         "or remove it from needy's timber_app_info() depends"
     ]
+    assert registry.get("needy").status == "broken"
+    assert [a.name for a in registry.loaded()] == ["timber", "canopy", "grove"]
 
 
 def test_dependency_on_a_disabled_app_says_it_is_disabled(install_fixture: Callable[[str], Path]) -> None:

@@ -73,11 +73,23 @@ def test_initialize_for_an_unknown_app_names_the_installed_ones(tmp_path: Path) 
     assert "no app named 'ledger' is installed (installed: canopy, grove)" in str(info.value)
 
 
-def test_initialize_raises_on_a_conflicting_plugin(tmp_path: Path, install_fixture: Callable[[str], Path]) -> None:
+def test_initialize_goes_on_beside_a_conflicting_app_name(tmp_path: Path, install_fixture: Callable[[str], Path]) -> None:
+    install_fixture("conflict")
+    kernel = _init(tmp_path, app="grove")
+    assert [a.name for a in kernel.apps.loaded()] == ["timber", "grove"]
+    assert "Order" not in kernel.models
+
+
+def test_initialize_as_the_conflicting_app_names_both_distributions(
+    tmp_path: Path, install_fixture: Callable[[str], Path]
+) -> None:
     install_fixture("conflict")
     with pytest.raises(PluginError) as info:
-        _init(tmp_path, app="grove")
-    assert "timber-canopy and timber-canopy-clone" in str(info.value)
+        _init(tmp_path, app="canopy")
+    assert str(info.value) == (
+        "app 'canopy' (timber-canopy, timber-canopy-clone) is in conflict: the app name 'canopy' is registered by 2 "
+        "distributions: timber-canopy and timber-canopy-clone; uninstall one of them; fix it, or initialize another app"
+    )
 
 
 def test_initialize_goes_on_beside_a_broken_plugin(tmp_path: Path, install_fixture: Callable[[str], Path]) -> None:

@@ -72,7 +72,7 @@ def test_migrations_check_names_the_unrecorded_tables_and_the_fix(half_applied: 
 def test_doctor_names_the_unrecorded_tables_and_the_fix(half_applied: str) -> None:
     result = run(half_applied, "doctor")
     assert (result.exit_code, result.stdout, result.stderr) == (1, "", (
-        f"error: [migrations] {half_applied} has tables but no revision recorded in alembic_version: sessions, "
+        f"Error: [migrations] {half_applied} has tables but no revision recorded in alembic_version: sessions, "
         f"users (left by an interrupted migration). Fix: run `timber migrate --drop-unrecorded` (it drops those "
         f"tables if they hold no rows, then migrates)\n"
     ))

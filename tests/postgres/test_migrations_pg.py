@@ -247,7 +247,7 @@ def test_a_new_session_type_changes_only_that_apps_restrictive_policy(pg_databas
     canopy.migrations_dir = str(copy)
     errors = [str(f) for f in doctor.run_doctor(kernel) if f.severity == "error"]
     assert errors == [
-        "error: [policies] policy 'timber_canopy_types' on 'sessions' allows 'paper_trading,trading' but app "
+        "Error: [policies] policy 'timber_canopy_types' on 'sessions' allows 'paper_trading,trading' but app "
         "'canopy' owns 'options,paper_trading,trading'. Fix: `timber create-migration \"session types\" --app "
         "canopy`, then `timber migrate`"
     ]
@@ -285,7 +285,7 @@ def test_startup_check_refuses_a_database_where_rls_is_off(pg_database: URL) -> 
         with pytest.raises(timber_core.errors.ConfigurationError) as err:
             timber_core.initialize_timber("canopy", database_url=pg_database)
         assert str(err.value).endswith(
-            "  - error: [rls] row-level security on shared typed table 'sessions' is enabled but not forced. "
+            "  - Error: [rls] row-level security on shared typed table 'sessions' is enabled but not forced. "
             "Fix: ALTER TABLE sessions ENABLE ROW LEVEL SECURITY; ALTER TABLE sessions FORCE ROW LEVEL SECURITY; "
             "(or run `timber migrate`)"
         )

@@ -294,7 +294,7 @@ def test_the_startup_check_refuses_a_database_where_rls_on_users_is_off(
         with pytest.raises(ConfigurationError) as err:
             timber_core.initialize_timber("canopy", database_url=migrated)
         assert str(err.value).endswith(
-            "  - error: [rls] row-level security on kernel table 'users' is enabled but not forced, so apps are "
+            "  - Error: [rls] row-level security on kernel table 'users' is enabled but not forced, so apps are "
             "not held to their own rows there. Fix: run `timber migrate` (timber_0003 sets it up; docs/isolation.md)"
         )
     finally:

@@ -385,7 +385,7 @@ def test_the_edge_store_is_one_process_s_and_another_process_leaves_the_work_que
     where = Path(os.environ["TIMBER_HOME"]) / "vectors"
     assert (locked.returncode, locked.stdout) == (1, (
         "applied 0, failed 1 (points upserted 0, deleted 0)\n"
-        f"  error: ResearchSession: VectorSearchError: the embedded vector store {where} is already open (owned by "
+        f"  Error: ResearchSession: VectorSearchError: the embedded vector store {where} is already open (owned by "
         f"process {os.getpid()}, in this or another process). The Edge store (TIMBER_VECTOR_STORE=edge) belongs to"
         " one process and one EdgeStore; to share vectors between several processes (app servers, workers), use the"
         " default embedded store (TIMBER_VECTOR_STORE=sqlite) or run a Qdrant server and set QDRANT_URL\n")), \

@@ -55,7 +55,8 @@ class Finding:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.severity}: [{self.check}] {self.message}. Fix: {self.fix}"
+        # Capitalized like every command's error line (`Error: ...`, _cli_support.report).
+        return f"{self.severity.capitalize()}: [{self.check}] {self.message}. Fix: {self.fix}"
 
 
 def run_doctor(kernel: Kernel, *, instances: int | None = None) -> list[Finding]:

@@ -144,7 +144,7 @@ def _check_index_names(models: list[ModelSpec], problems: list[SchemaProblem]) -
                 what, at = other
                 problems.append(SchemaProblem(where, field, f"index {name!r} is also the name of {what} "
                                               f"({at.file}:{at.line}, app {at.app!r}); index and table names are "
-                                              f"unique in the whole database: rename one"))
+                                              f"unique in the whole database: rename one", (at.app,)))
                 continue
             taken[name] = (f"an index of table {m.table_name!r}", where)
 
@@ -175,21 +175,23 @@ def load_schema(app_dirs: Iterable[tuple[str, str]]) -> Schema:
         for m in f.models:
             if m.name in names:
                 o = names[m.name]
-                problems.append(SchemaProblem(m.where, "name", f"model {m.name!r} is also declared at {o.where.file}:{o.where.line} "
-                                              f"by app {o.app!r}; rename one (prefix it with the app's name)"))
+                problems.append(SchemaProblem(m.where, "name", f"model {m.name!r} is also declared at "
+                                              f"{o.where.file}:{o.where.line} by app {o.app!r}; rename one "
+                                              f"(prefix it with the app's name)", (o.app,)))
                 continue
             folded = next((t for t in tables if t.lower() == m.table_name.lower() and t != m.table_name), None)
             if folded is not None:
                 o = tables[folded]
                 problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} differs from table "
                                               f"{folded!r} (declared at {o.where.file}:{o.where.line} by app "
-                                              f"{o.app!r}) only in case; SQLite would refuse both: rename one"))
+                                              f"{o.app!r}) only in case; SQLite would refuse both: rename one",
+                                              (o.app,)))
                 continue
             if m.table_name in tables:
                 o = tables[m.table_name]
                 problems.append(SchemaProblem(m.where, "table_name", f"table {m.table_name!r} is also declared at "
                                               f"{o.where.file}:{o.where.line} by app {o.app!r} (model {o.name}); "
-                                              f"rename one (prefix it with the app's name)"))
+                                              f"rename one (prefix it with the app's name)", (o.app,)))
                 continue
             if m.app == KERNEL_APP:
                 m.shared = True

@@ -32,11 +32,16 @@ class Where:
 
 @dataclasses.dataclass(frozen=True)
 class SchemaProblem:
-    """One validation error: where, which field, what is wrong and what is allowed."""
+    """One validation error: where, which field, what is wrong and what is allowed.
+
+    ``contested`` names the other apps declaring the same name (model, table or index), for
+    a clash between apps: the kernel leaves each of them out, not only the one at ``where``.
+    """
 
     where: Where
     field: str
     message: str
+    contested: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.where.file}:{self.where.line}: app {self.where.app!r}, field {self.field!r}: {self.message}"

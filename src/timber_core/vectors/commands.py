@@ -65,7 +65,7 @@ def _kernel(app: str | None) -> Any:
 def _sync_line(result: Any) -> str:
     line = (f"applied {result.applied}, failed {result.failed} "
             f"(points upserted {result.upserted}, deleted {result.deleted})")
-    return line + "".join(f"\n  error: {e}" for e in result.errors)
+    return line + "".join(f"\n  Error: {e}" for e in result.errors)
 
 
 def register(cli: click.Group) -> None:
