@@ -12,7 +12,10 @@ connection is checked out of the pool:
   its own target row, but no subquery or join may read it); writing ``alembic_version``,
   or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
   pragma; ``load_extension()``; dropping or altering anything; creating temporary
-  objects, views, triggers or virtual tables. Setting the authorizer again when the
+  objects, views, triggers or virtual tables; deleting from ``users``. A write on a table
+  another app's private table references may check that key and run its ``ON DELETE``/
+  ``ON UPDATE`` action there, as PostgreSQL's key checks do past grants and policies, but not
+  query it. Setting the authorizer again when the
   context changes expires every prepared statement, so a statement cached under the
   platform context is re-authorized before it runs in an app's.
 * **temporary objects** for each shared typed table (``sessions``): a view of the same
@@ -92,7 +95,8 @@ def _quote(value: str) -> str:
 class _Conn:
     """The wall's state on one DBAPI connection."""
 
-    __slots__ = ("dbapi", "app", "user", "applied", "building", "select", "direct", "denied", "wall", "guarded")
+    __slots__ = ("dbapi", "app", "user", "applied", "building", "select", "direct", "denied", "wall", "guarded",
+                 "written")
 
     def __init__(self, wall: SqliteWall, dbapi: Any) -> None:
         self.wall = wall
@@ -104,6 +108,8 @@ class _Conn:
         self.building = False
         self.select = False  # the statement being prepared has a SELECT (top level or nested)
         self.direct: str | None = None  # ... and reads this main.<filtered table> directly
+        #: Tables the statement being prepared writes, itself or through foreign-key actions.
+        self.written: set[str] = set()
         self.denied: str | None = None
         #: The tables whose guards (view, triggers) exist on this connection.
         self.guarded: frozenset[str] = frozenset()
@@ -122,6 +128,10 @@ class _Conn:
                 return _OK
             owner = wall.private.get(arg1)
             if owner is not None and owner != app:
+                # SQLite authorizes a SELECT before the columns it reads, so a query reading this
+                # table (a subquery in WHERE, VALUES, SET or RETURNING) has set ``select`` by now.
+                if source is None and not self.select and wall.enforces_key(arg1, arg2, self.written):
+                    return _OK
                 return self.deny(wall.private_message(arg1, owner, "read"))
             if arg1 in _HIDDEN:
                 return self.deny(f"may not read table {arg1!r}")
@@ -144,13 +154,21 @@ class _Conn:
                 return _OK
             owner = wall.private.get(arg1)
             if owner is not None and owner != app:
+                if source is None and wall.acts_on(arg1, self.written):
+                    self.written.add(arg1)  # an ON DELETE/UPDATE action, as PostgreSQL runs it
+                    return _OK
                 return self.deny(wall.private_message(arg1, owner, "write"))
+            if arg1 == "users" and verb == "delete":  # as on PostgreSQL: its ON DELETE CASCADE reaches every app
+                return self.deny("may not delete from table 'users': accounts are deleted only in "
+                                 "timber_core.platform_context(), as on PostgreSQL")
             if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
             if (arg1 in wall.own_objects or arg1 == _OUTBOX) and arg1 not in self.guarded:
                 return self.deny(f"may not {verb} table {arg1!r} on a connection opened before it existed; "
                                  f"dispose of the engine's connections (kernel.db.dispose()) and retry")
+            if source is None:
+                self.written.add(arg1)
             return _OK
         if action == sqlite3.SQLITE_PRAGMA:
             if arg2 is None or (arg1 or "").lower() in _SCHEMA_PRAGMAS:
@@ -216,6 +234,18 @@ class SqliteWall:
         self.drop_sql = [f"DROP VIEW IF EXISTS temp.{t}" for t in filtered] + [
             f"DROP TRIGGER IF EXISTS temp.timber_wall_{t}_{k}" for t in filtered for k in ("bi", "bu", "bd")
         ] + [f"DROP TRIGGER IF EXISTS temp.timber_wall_{_OUTBOX}_bi"]
+        #: Private table -> {(its foreign-key column, the table it references)}; and the private
+        #: tables an ON DELETE/UPDATE action of a foreign key writes -> the tables whose writes fire it.
+        self._keys: dict[str, set[tuple[str, str]]] = {}
+        self._actions: dict[str, set[str]] = {}
+        for table in kernel.metadata.tables.values():
+            if table.name not in self.private:
+                continue
+            for fk in table.foreign_keys:
+                parent = fk.column.table.name
+                self._keys.setdefault(table.name, set()).add((fk.parent.name, parent))
+                if fk.ondelete or fk.onupdate:
+                    self._actions.setdefault(table.name, set()).add(parent)
         names = "|".join(re.escape(t) for t in filtered) or "(?!)"
         self._target = re.compile(
             r"^(\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+)"
@@ -223,6 +253,20 @@ class SqliteWall:
             re.IGNORECASE,
         )
         self._engine: Any = None
+
+    # -- foreign keys ----------------------------------------------------------
+    # SQLite enforces a foreign key by reading the child table when the parent is written, and runs
+    # its ON DELETE/UPDATE action on the child, inside the statement that writes the parent; the
+    # authorizer sees those reads and writes. PostgreSQL's key checks and actions bypass the apps'
+    # grants and policies the same way. Both are allowed only as part of a write to the parent
+    # (``written``), with no trigger behind them (``source`` None) and no query in the statement.
+    def enforces_key(self, table: str, column: str | None, written: set[str]) -> bool:
+        """Whether reading ``table.column`` can only be the check of a key into a table ``written``."""
+        return any(col == column and parent in written for col, parent in self._keys.get(table, ()))
+
+    def acts_on(self, table: str, written: set[str]) -> bool:
+        """Whether writing ``table`` is the ON DELETE/UPDATE action of a key into a table ``written``."""
+        return bool(self._actions.get(table, set()) & written)
 
     # -- messages --------------------------------------------------------------
     @staticmethod
@@ -343,6 +387,7 @@ class SqliteWall:
         state = conn.connection.info.get(_KEY)
         if state is not None:
             state.select, state.direct = False, None
+            state.written = set()
             state.denied = None
             if state.app is not None and not statement.startswith("SELECT"):
                 statement = self._target.sub(r"\1main.\2\3\2", statement, count=1)

@@ -461,10 +461,10 @@ def test_doctor_reports_an_owned_by_table_whose_policy_is_missing(scratch_postgr
         conn.execute(text("ALTER TABLE diary_entries NO FORCE ROW LEVEL SECURITY"))
     admin.dispose()
     assert [str(f) for f in doctor.run_doctor(kernel) if f.severity == "error"] == [
-        "error: [rls] row-level security on table 'diary_entries' of app 'diary' is enabled but not forced; the model "
+        "Error: [rls] row-level security on table 'diary_entries' of app 'diary' is enabled but not forced; the model "
         "declares owned_by 'user_id', which needs it enabled and forced. Fix: run `timber migrate`; "
         "if it persists, `timber create-migration \"owned_by\" --app diary`",
-        "error: [policies] table 'diary_entries' of app 'diary' declares owned_by 'user_id' but has no PERMISSIVE "
+        "Error: [policies] table 'diary_entries' of app 'diary' declares owned_by 'user_id' but has no PERMISSIVE "
         "policy 'timber_owned_by_user' for timber_diary. Fix: run `timber migrate`; if it persists, "
         "`timber create-migration \"owned_by\" --app diary`",
     ]
