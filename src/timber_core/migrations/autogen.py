@@ -75,6 +75,21 @@ def head_snapshot(script: ScriptDirectory, app: str) -> dict[str, Any]:
     return security.copy_snapshot(snap)
 
 
+def _refuse_pending(script: ScriptDirectory, done: set[str], state: Any) -> None:
+    """Raise ConfigurationError naming every app head not applied: autogenerate compares with a migrated database."""
+    from .applied import excluded_apps
+
+    left_out = set(excluded_apps(state))
+    pending = sorted(h for h in script.get_heads()
+                     if h not in done and not (script.get_revision(h).branch_labels & left_out))  # type: ignore[union-attr]
+    if pending:
+        apps = ", ".join(f"{sorted(script.get_revision(h).branch_labels)[0]} ({h})" for h in pending)  # type: ignore[union-attr]
+        raise ConfigurationError(
+            f"the database is not at every head: not applied yet: {apps}. "
+            f"create-migration compares the models with a migrated database: run `timber migrate` first"
+        )
+
+
 def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | None = None) -> str | None:
     """Write ``app``'s next revision into its migrations directory; return its path, or None if nothing changed.
 
@@ -122,21 +137,34 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
         written["yes"] = True
 
     with kernel.db.admin_connection() as conn:
-        cfg = make_config(
-            kernel,
-            connection=conn,
-            timber_app=app,
-            timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
-            process_revision_directives=process,
-        )
-        scripts = command.revision(
-            cfg,
-            message=message,
-            autogenerate=True,
-            version_path=os.path.abspath(the_app.migrations_dir),
-            rev_id=rev_id,
-            **kwargs,
-        )
+        from .applied import read, set_rows
+
+        state = read(kernel, script, conn)
+        _refuse_pending(script, state.applied(script), state)
+        # Alembic compares alembic_version with the graph: give it the known heads only (revisions
+        # of apps not installed are set aside), in a savepoint rolled back below, so nothing is written.
+        nested = conn.begin_nested() if state.unknown else None
+        try:
+            if nested is not None:
+                set_rows(conn, state.heads)
+            cfg = make_config(
+                kernel,
+                connection=conn,
+                timber_app=app,
+                timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
+                process_revision_directives=process,
+            )
+            scripts = command.revision(
+                cfg,
+                message=message,
+                autogenerate=True,
+                version_path=os.path.abspath(the_app.migrations_dir),
+                rev_id=rev_id,
+                **kwargs,
+            )
+        finally:
+            if nested is not None:
+                nested.rollback()
     if not written:
         return None
     result = scripts[0] if isinstance(scripts, list) else scripts
