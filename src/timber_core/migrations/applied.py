@@ -274,6 +274,8 @@ def set_aside(kernel: Kernel, script: ScriptDirectory, conn: Any) -> Iterator[Ap
 def record(script: ScriptDirectory, conn: Any, known_heads: tuple[str, ...], unknown: list[str]) -> None:
     """Make ``timber_revisions`` hold every applied revision: the known ones (all that ``known_heads``
     stand on, read from the graph) and the unknown ones with what they recorded stand on."""
+    if not known_heads and not unknown and not inspect(conn).has_table(TABLE):
+        return  # nothing applied (a database left to create_all, or never migrated): nothing to record
     _table.create(conn, checkfirst=True)
     records = _records(conn)
     applied = {r.revision for r in script.iterate_revisions(known_heads, "base")} if known_heads else set()
