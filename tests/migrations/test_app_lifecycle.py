@@ -326,3 +326,14 @@ def test_create_migration_behind_the_heads_names_them_and_the_fix(db: str, portf
         "Error: ConfigurationError: the database is not at every head: not applied yet: grove (grove_0002), "
         "portfolio (portfolio_0001). create-migration compares the models with a migrated database: run "
         "`timber migrate` first\n"))
+
+
+def test_a_downgrade_under_the_missing_apps_revision_is_refused(migrated_then_uninstalled: str) -> None:
+    db = migrated_then_uninstalled
+    before = (tables(db), versions(db))
+    result = run(db, "downgrade", "--app", "timber", "--all", "timber_0002")
+    assert (result.exit_code, result.stderr) == (1, (
+        "Error: ConfigurationError: this downgrade would remove timber_0003, which portfolio_0001 (app 'portfolio') "
+        "stand(s) on, and that app's code is not installed to take its revisions down first. Fix: reinstall it and "
+        "take it down first (`timber downgrade --app portfolio base`, or `timber apps remove portfolio`)\n"))
+    assert (tables(db), versions(db)) == before

@@ -267,6 +267,16 @@ def set_aside(kernel: Kernel, script: ScriptDirectory, conn: Any) -> Iterator[Ap
         records = _records(conn)
         unknown_ids = [u.revision for u in state.unknown]
         implied = _ancestors_recorded(records, unknown_ids)
+        done = {r.revision for r in script.iterate_revisions(after, "base")} if after else set()
+        lost = sorted(r for r in implied if _known(script, r) and r not in done)
+        if lost:  # a downgrade took away what an unknown revision stands on: refused, the transaction rolls back
+            names = ", ".join(f"{u.revision} (app {u.app!r})" if u.app else u.revision for u in state.unknown)
+            app = next((u.app for u in state.unknown if u.app), None) or "NAME"
+            raise ConfigurationError(
+                f"this downgrade would remove {', '.join(lost)}, which {names} stand(s) on, and that app's code "
+                f"is not installed to take its revisions down first. Fix: reinstall it and take it down first "
+                f"(`timber downgrade --app {app} base`, or `timber apps remove {app}`)"
+            )
         set_rows(conn, sorted([h for h in after if h not in implied] + unknown_ids))
     record(script, conn, after, [u.revision for u in state.unknown])
 
