@@ -9,7 +9,8 @@ connection is checked out of the pool:
   table, column, function and pragma a statement uses, when the statement is prepared.
   In an app's context it refuses: another app's private tables (read or write); reading
   ``main.sessions`` other than through the filtered view below (a write on it may read
-  its own target row, but no subquery or join may read it); writing ``alembic_version``,
+  its own target row, but no subquery or join may read it); writing ``alembic_version``
+  or ``timber_revisions``,
   or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
   pragma; ``load_extension()``; dropping or altering anything; creating temporary
   objects, views, triggers or virtual tables. Setting the authorizer again when the
@@ -73,6 +74,8 @@ _HIDDEN = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt", "sqlite_stat3", "
 #: Functions an app may not call.
 _FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 _OUTBOX = "timber_vector_outbox"
+#: Migration bookkeeping (Alembic's heads; Timber's record of applied revisions, migrations.applied).
+_MIGRATION_TABLES = frozenset({"alembic_version", "timber_revisions"})
 _OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
 
 
@@ -134,7 +137,7 @@ class _Conn:
             owner = wall.private.get(arg1)
             if owner is not None and owner != app:
                 return self.deny(wall.private_message(arg1, owner, "write"))
-            if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
+            if arg1 in _MIGRATION_TABLES or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
             if (arg1 in wall.typed or arg1 == _OUTBOX) and arg1 not in self.guarded:

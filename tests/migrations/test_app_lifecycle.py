@@ -337,3 +337,26 @@ def test_a_downgrade_under_the_missing_apps_revision_is_refused(migrated_then_un
         "stand(s) on, and that app's code is not installed to take its revisions down first. Fix: reinstall it and "
         "take it down first (`timber downgrade --app portfolio base`, or `timber apps remove portfolio`)\n"))
     assert (tables(db), versions(db)) == before
+
+
+def test_migrate_refuses_to_guess_under_a_missing_revision_applied_before_it_was_recorded(
+        migrated_then_uninstalled: str) -> None:
+    db = migrated_then_uninstalled
+    sql(db, "DELETE FROM timber_revisions")  # as a database migrated before Timber recorded revisions
+    before = (tables(db), versions(db))
+    result = run(db, "migrate")
+    assert (result.exit_code, result.stderr) == (1, (
+        "Error: ConfigurationError: alembic_version records portfolio_0001 (app 'portfolio'), which the installed "
+        "code does not have, and Timber cannot tell which revisions of the other apps it stands on (applied before "
+        "Timber recorded revisions in timber_revisions), so migrating could run those again. Fix: install the "
+        "version of the app that has it and run `timber migrate` once (that records them); then it can be "
+        "uninstalled or downgraded\n"))
+    assert (tables(db), versions(db)) == before
+
+
+def test_every_login_may_read_the_record_of_revisions_and_no_app_may_write_it(scratch_postgres: str) -> None:
+    ok(scratch_postgres, "migrate")
+    assert sql(scratch_postgres, "SELECT has_table_privilege('timber_canopy', 'timber_revisions', 'SELECT'), "
+                                 "has_table_privilege('timber_canopy', 'timber_revisions', 'INSERT'), "
+                                 "has_table_privilege('timber_platform', 'timber_revisions', 'DELETE')") == [
+        (True, False, False)]

@@ -22,8 +22,9 @@ alone would make Alembic believe the kernel is at base and run ``timber_0001`` a
 The ancestors of a revision whose file is gone cannot be read from the graph, so the
 runner records them while it still can: ``timber_revisions`` holds, for every applied
 revision, its app and its parents (down revision and ``depends_on``). It is Timber's
-bookkeeping beside ``alembic_version`` (created the same way, by the migration, not a
-model of any app), and :func:`record` rewrites it after every upgrade or downgrade in
+bookkeeping beside ``alembic_version`` (created the same way, by the migration login,
+not a model of any app; like it, readable by every login on PostgreSQL and not
+writable by apps on SQLite, see :mod:`timber_core.sqlite_wall`), and :func:`record` rewrites it after every upgrade or downgrade in
 the same transaction. A database migrated before this table existed gets it filled on
 its next ``timber migrate``; an unknown revision applied before that has no record, and
 a migration is then refused with the fix (install the app's version that has it and
@@ -286,7 +287,10 @@ def record(script: ScriptDirectory, conn: Any, known_heads: tuple[str, ...], unk
     stand on, read from the graph) and the unknown ones with what they recorded stand on."""
     if not known_heads and not unknown and not inspect(conn).has_table(TABLE):
         return  # nothing applied (a database left to create_all, or never migrated): nothing to record
-    _table.create(conn, checkfirst=True)
+    if not inspect(conn).has_table(TABLE):
+        _table.create(conn)
+        if conn.dialect.name == "postgresql":  # readable like alembic_version: the doctor runs from app logins
+            conn.execute(text(f"GRANT SELECT ON {TABLE} TO PUBLIC"))
     records = _records(conn)
     applied = {r.revision for r in script.iterate_revisions(known_heads, "base")} if known_heads else set()
     keep = applied | set(unknown) | _ancestors_recorded(records, unknown)
