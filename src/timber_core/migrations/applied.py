@@ -24,11 +24,18 @@ runner records them while it still can: ``timber_revisions`` holds, for every ap
 revision, its app and its parents (down revision and ``depends_on``). It is Timber's
 bookkeeping beside ``alembic_version`` (created the same way, by the migration login,
 not a model of any app; like it, readable by every login on PostgreSQL and not
-writable by apps on SQLite, see :mod:`timber_core.sqlite_wall`), and :func:`record` rewrites it after every upgrade or downgrade in
-the same transaction. A database migrated before this table existed gets it filled on
-its next ``timber migrate``; an unknown revision applied before that has no record, and
-a migration is then refused with the fix (install the app's version that has it and
-migrate once); reads still report it.
+writable by apps on SQLite, see :mod:`timber_core.sqlite_wall`), and :func:`record`
+rewrites it after every upgrade or downgrade in the same transaction. A database
+migrated before this table existed gets it filled on its next ``timber migrate``; an
+unknown revision applied before that has no record, and a migration is then refused
+with the fix (install the app's version that has it and migrate once); reads still
+report it. A downgrade that would take away what an unknown revision stands on is
+refused too (its app is not there to go down first).
+
+Why the runner creates that table rather than a kernel revision: it is bookkeeping
+about revisions, written around every Alembic run like ``alembic_version``, and must
+outlive any of them (a kernel revision's table would be dropped by ``timber downgrade
+--app timber --all base`` while an uninstalled app's rows still need it).
 
 The app of an unknown revision is the one recorded, else the ``<app>_NNNN`` prefix of
 its id (the ids ``create-migration --rev-id`` is documented to take), else unknown.
@@ -53,7 +60,8 @@ from ..errors import ConfigurationError
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["TABLE", "Unknown", "Applied", "read", "set_aside", "set_rows", "record", "excluded_apps"]
+__all__ = ["TABLE", "Unknown", "Applied", "read", "set_aside", "set_rows", "record", "excluded_apps",
+           "wanted_heads"]
 
 #: Timber's record of every applied revision's app and parents (see the module docstring).
 TABLE = "timber_revisions"
@@ -220,6 +228,13 @@ def read(kernel: Kernel, script: ScriptDirectory, conn: Any) -> Applied:
 def excluded_apps(state: Applied) -> list[str]:
     """The installed apps with an unknown revision applied (older than the database): left out of upgrades."""
     return sorted({u.app for u in state.unknown if u.installed and u.app})
+
+
+def wanted_heads(script: ScriptDirectory, state: Applied) -> set[str]:
+    """The graph's heads, but those of the apps left out (:func:`excluded_apps`): what "migrated" means."""
+    left_out = set(excluded_apps(state))
+    return {h for h in script.get_heads()
+            if not (script.get_revision(h).branch_labels & left_out)}  # type: ignore[union-attr]
 
 
 def _ancestors_recorded(records: dict[str, tuple[str, list[str]]], revisions: list[str]) -> set[str]:

@@ -75,19 +75,22 @@ def head_snapshot(script: ScriptDirectory, app: str) -> dict[str, Any]:
     return security.copy_snapshot(snap)
 
 
-def _refuse_pending(script: ScriptDirectory, done: set[str], state: Any) -> None:
-    """Raise ConfigurationError naming every app head not applied: autogenerate compares with a migrated database."""
-    from .applied import excluded_apps
+def _refuse_pending(script: ScriptDirectory, state: Any) -> None:
+    """Raise ConfigurationError naming every head not applied: autogenerate compares with a migrated database."""
+    from .applied import wanted_heads
 
-    left_out = set(excluded_apps(state))
-    pending = sorted(h for h in script.get_heads()
-                     if h not in done and not (script.get_revision(h).branch_labels & left_out))  # type: ignore[union-attr]
+    pending = sorted(wanted_heads(script, state) - state.applied(script))
     if pending:
-        apps = ", ".join(f"{sorted(script.get_revision(h).branch_labels)[0]} ({h})" for h in pending)  # type: ignore[union-attr]
+        apps = ", ".join(f"{_app_of(script, h)} ({h})" for h in pending)
         raise ConfigurationError(
             f"the database is not at every head: not applied yet: {apps}. "
             f"create-migration compares the models with a migrated database: run `timber migrate` first"
         )
+
+
+def _app_of(script: ScriptDirectory, revision: str) -> str:
+    rev = script.get_revision(revision)
+    return sorted(rev.branch_labels)[0] if rev is not None and rev.branch_labels else revision
 
 
 def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | None = None) -> str | None:
@@ -140,7 +143,7 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
         from .applied import read, set_rows
 
         state = read(kernel, script, conn)
-        _refuse_pending(script, state.applied(script), state)
+        _refuse_pending(script, state)
         # Alembic compares alembic_version with the graph: give it the known heads only (revisions
         # of apps not installed are set aside), in a savepoint rolled back below, so nothing is written.
         nested = conn.begin_nested() if state.unknown else None

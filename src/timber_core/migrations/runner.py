@@ -393,17 +393,19 @@ def _describe(change: Any) -> str:
     return kind
 
 
-def _complete(kernel: Kernel) -> bool:
-    """Whether the database records every head of the graph and has every table of the registry."""
+def _complete(kernel: Kernel, script: ScriptDirectory) -> bool:
+    """Whether the database records every head of the graph and has every table of the registry.
+
+    The heads of apps older than the database (left out of migrations) do not count. Said
+    first: each revision the installed code lacks (see :func:`_report_unknown`).
+    """
     from sqlalchemy import inspect
 
-    script = ScriptDirectory.from_config(make_config(kernel))
     with kernel.db.admin_connection() as conn:
         state = applied.read(kernel, script, conn)
         existing = set(inspect(conn).get_table_names())
-    left_out = applied.excluded_apps(state)
-    wanted = {h for h in script.get_heads() if not (script.get_revision(h).branch_labels & set(left_out))}
-    return wanted <= set(state.applied(script)) and set(kernel.metadata.tables) <= existing
+    _report_unknown(kernel, state)
+    return applied.wanted_heads(script, state) <= state.applied(script) and set(kernel.metadata.tables) <= existing
 
 
 def ensure_schema(kernel: Kernel) -> None:
@@ -431,11 +433,10 @@ def ensure_schema(kernel: Kernel) -> None:
     """
     from sqlalchemy import inspect
 
-    _report_unknown(kernel)
-    if _complete(kernel):
-        return
-    migrated = set(migrated_apps(kernel))
     script = ScriptDirectory.from_config(make_config(kernel))
+    if _complete(kernel, script):
+        return
+    migrated = {a.name for a in kernel.apps.loaded() if app_head(script, a.name) is not None}
     with _migrating(kernel, None) as conn, applied.set_aside(kernel, script, conn) as state:
         existing = set(inspect(conn).get_table_names())
         heads = state.recorded
@@ -462,9 +463,9 @@ def ensure_schema(kernel: Kernel) -> None:
             kernel.metadata.create_all(conn, tables=rest, checkfirst=True)
 
 
-def _report_unknown(kernel: Kernel) -> None:
+def _report_unknown(kernel: Kernel, state: applied.Applied) -> None:
     """Log each revision the installed code lacks; raise ConfigurationError if it is the starting app's."""
-    for u in unknown_revisions(kernel):
+    for u in state.unknown:
         if u.installed and u.app == kernel.app_name:
             raise ConfigurationError(u.message())
         log.warning("timber: %s: %s", kernel.db.display_url, u.message())
