@@ -360,3 +360,15 @@ def test_every_login_may_read_the_record_of_revisions_and_no_app_may_write_it(sc
                                  "has_table_privilege('timber_canopy', 'timber_revisions', 'INSERT'), "
                                  "has_table_privilege('timber_platform', 'timber_revisions', 'DELETE')") == [
         (True, False, False)]
+
+
+def test_on_postgresql_the_startup_check_warns_about_the_app_and_the_others_start(
+        scratch_postgres: str, portfolio: Installed, caplog: pytest.LogCaptureFixture) -> None:
+    portfolio.use("portfolio")
+    ok(scratch_postgres, "migrate")
+    portfolio.use(None)
+    with caplog.at_level(logging.WARNING, logger="timber.doctor"):
+        kernel = timber_core.initialize_timber("canopy", database_url=scratch_postgres)  # no create_tables
+    kernel.close()
+    problem, fix = MISSING_0001.split(". Fix: ")
+    assert f"timber doctor: warning: [migrations] {problem}. Fix: {fix}" in [r.getMessage() for r in caplog.records]
