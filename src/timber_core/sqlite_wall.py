@@ -9,7 +9,8 @@ connection is checked out of the pool:
   table, column, function and pragma a statement uses, when the statement is prepared.
   In an app's context it refuses: another app's private tables (read or write); reading
   ``main.sessions`` other than through the filtered view below (a write on it may read
-  its own target row, but no subquery or join may read it); writing ``alembic_version``,
+  its own target row, but no subquery or join may read it); writing ``alembic_version``
+  or ``timber_revisions``,
   or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
   pragma; ``load_extension()``; dropping or altering anything; creating temporary
   objects, views, triggers or virtual tables; deleting from ``users``. A write on a table
@@ -83,6 +84,8 @@ _HIDDEN = frozenset({"dbstat", "sqlite_dbpage", "sqlite_stmt", "sqlite_stat3", "
 #: Functions an app may not call.
 _FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 _OUTBOX = "timber_vector_outbox"
+#: Migration bookkeeping (Alembic's heads; Timber's record of applied revisions, migrations.applied).
+_MIGRATION_TABLES = frozenset({"alembic_version", "timber_revisions"})
 _OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
 #: The SQL function the per-user views and triggers compare the owner column with.
 _ACTING_USER = "timber_acting_user"
@@ -161,7 +164,7 @@ class _Conn:
             if arg1 == "users" and verb == "delete":  # as on PostgreSQL: its ON DELETE CASCADE reaches every app
                 return self.deny("may not delete from table 'users': accounts are deleted only in "
                                  "timber_core.platform_context(), as on PostgreSQL")
-            if arg1 == "alembic_version" or (arg1 == _OUTBOX and verb != "insert"):
+            if arg1 in _MIGRATION_TABLES or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))
             if (arg1 in wall.own_objects or arg1 == _OUTBOX) and arg1 not in self.guarded:

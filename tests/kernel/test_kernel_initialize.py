@@ -26,8 +26,9 @@ def _init(tmp_path: Path, app: str = "canopy", **kwargs: object) -> Kernel:
 
 def test_initialize_creates_every_table_on_sqlite(tmp_path: Path) -> None:
     kernel = _init(tmp_path)
-    # Through the migrations: Alembic's version table is there too.
-    assert sorted(inspect(kernel.db.engine).get_table_names()) == ["alembic_version", *ALL_TABLES]
+    # Through the migrations: Alembic's version table is there too, and Timber's record of revisions.
+    assert sorted(inspect(kernel.db.engine).get_table_names()) == sorted(["alembic_version", "timber_revisions",
+                                                                          *ALL_TABLES])
     assert [c["name"] for c in inspect(kernel.db.engine).get_columns("sessions")] == [
         "id", "user_id", "session_type", "app_name", "status", "metadata", "ended_at", "created_at", "updated_at"
     ]

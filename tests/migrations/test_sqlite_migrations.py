@@ -16,12 +16,13 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 
 import timber_core
+from timber_core.errors import ConfigurationError
 from timber_core.migrations import autogen, commands, doctor, runner
 
 HEADS = {"timber": "timber_0003", "canopy": "canopy_0002", "grove": "grove_0002"}
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-    "sessions", "timber_vector_outbox", "trading_sessions", "users",
+    "sessions", "timber_revisions", "timber_vector_outbox", "trading_sessions", "users",
 ]
 
 
@@ -76,7 +77,8 @@ def test_downgrade_each_app_to_base_and_back_in_batch_mode(tmp_path: Path) -> No
     runner.downgrade(kernel, "canopy", "base")
     assert table_names(url) == [t for t in ALL_TABLES if t not in ("orders", "trading_sessions")]
     runner.downgrade(kernel, "grove", "base")
-    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "timber_vector_outbox", "users"]
+    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "timber_revisions",
+                                "timber_vector_outbox", "users"]
     runner.upgrade(kernel, "grove")
     assert status(kernel)["grove"] == ("grove_0002", [])
     assert status(kernel)["canopy"] == (None, ["canopy_0001", "canopy_0002"])
@@ -130,7 +132,7 @@ def test_a_database_made_before_migrations_is_left_to_create_all_with_a_warning(
     kernel.close()
     with caplog.at_level(logging.WARNING, logger="timber.migrations"):
         kernel = timber_core.initialize_timber("canopy", database_url=url)
-    assert table_names(url) == [t for t in ALL_TABLES if t != "alembic_version"]
+    assert table_names(url) == [t for t in ALL_TABLES if t not in ("alembic_version", "timber_revisions")]
     assert [r.getMessage() for r in caplog.records] == [
         f"timber: sqlite:///{tmp_path}/timber.db has Timber tables but no alembic_version (created before "
         f"migrations); creating missing tables directly. Start from a new database to use the migrations."
@@ -151,7 +153,9 @@ def test_create_migration_needs_the_database_at_every_head(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path}/timber.db"
     kernel = timber_core.initialize_timber("canopy", database_url=url)
     runner.downgrade(kernel, "grove", "-1")
-    with pytest.raises(Exception, match="Target database is not up to date"):
+    with pytest.raises(ConfigurationError, match=r"^the database is not at every head: not applied yet: grove "
+                       r"\(grove_0002\)\. create-migration compares the models with a migrated database: run "
+                       r"`timber migrate` first$"):
         autogen.create_migration(kernel, "x", "canopy")
     kernel.close()
 
@@ -169,9 +173,12 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [
-        {"app": "timber", "current": None, "head": "timber_0003", "pending": ["timber_0001", "timber_0002", "timber_0003"]},
-        {"app": "canopy", "current": None, "head": "canopy_0002", "pending": ["canopy_0001", "canopy_0002"]},
-        {"app": "grove", "current": None, "head": "grove_0002", "pending": ["grove_0001", "grove_0002"]},
+        {"app": "timber", "current": None, "head": "timber_0003", "pending": ["timber_0001", "timber_0002", "timber_0003"],
+         "version": "0.1.0", "installed": True, "problem": None},
+        {"app": "canopy", "current": None, "head": "canopy_0002", "pending": ["canopy_0001", "canopy_0002"],
+         "version": "1.0.0", "installed": True, "problem": None},
+        {"app": "grove", "current": None, "head": "grove_0002", "pending": ["grove_0001", "grove_0002"],
+         "version": "1.0.0", "installed": True, "problem": None},
     ]
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
     assert result.exit_code == 1
@@ -185,8 +192,8 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
     assert (result.exit_code, result.output) == (0, "models, migrations and database agree\n")
     result = runner_.invoke(_cli(), ["migrations", "status"], env=env)
-    assert result.output.splitlines()[1].split() == ["canopy", "current", "canopy_0002", "head", "canopy_0002",
-                                                      "pending", "none"]
+    assert result.output.splitlines()[1].split() == ["canopy", "version", "1.0.0", "current", "canopy_0002", "head",
+                                                      "canopy_0002", "pending", "none"]
     result = runner_.invoke(_cli(), ["downgrade", "--app", "grove", "nonsense"], env=env)
     assert result.exit_code == 1
     assert "downgrade --app grove: " in result.output

@@ -77,7 +77,7 @@ def test_upgrade_from_empty_to_heads(pg_database: URL) -> None:
     assert versions(pg_database) == ["canopy_0002", "grove_0002", "timber_0003"]
     assert tables(pg_database) == [
         "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-        "sessions", "timber_vector_outbox", "trading_sessions", "users",
+        "sessions", "timber_revisions", "timber_vector_outbox", "trading_sessions", "users",
     ]
     assert q(pg_database, "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'sessions'") == [
         (True, True)
@@ -119,7 +119,9 @@ def test_migrations_check_and_status_commands(pg_database: URL) -> None:
     import json
 
     assert json.loads(result.output) == [
-        {"app": app, "current": rev, "head": rev, "pending": []} for app, rev in HEADS.items()
+        {"app": app, "current": rev, "head": rev, "pending": [], "version": version, "installed": True,
+         "problem": None}
+        for (app, rev), version in zip(HEADS.items(), ["0.1.0", "1.0.0", "1.0.0"])
     ]
     result = CliRunner().invoke(cli(), ["doctor"], env=env)
     assert result.exit_code == 0, result.output

@@ -251,11 +251,11 @@ def test_app_roles_are_granted_exactly_their_tables_and_the_shared_ones(migrated
         rows = conn.execute(text(
             "SELECT r.rolname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "CROSS JOIN (VALUES ('timber_canopy'), ('timber_grove'), ('timber_platform')) r(rolname) "
-            "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'alembic_version' "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname NOT IN ('alembic_version', 'timber_revisions') "
             "AND has_table_privilege(r.rolname, c.oid, 'SELECT') ORDER BY 1, 2"
         )).all()
         owners = set(conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' "
-                                       "AND tablename <> 'alembic_version'")).scalars())
+                                       "AND tablename NOT IN ('alembic_version', 'timber_revisions')")).scalars())
         attrs = conn.execute(text("SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE "
                                   "rolname IN ('timber_canopy', 'timber_grove', 'timber_platform', "
                                   "'timber_owner', 'timber_apps') ORDER BY 1")).all()

@@ -266,3 +266,9 @@ def test_a_connection_walled_before_sessions_existed_refuses_to_write_it(tmp_pat
                            "VALUES ('s', 'u', 'trading', 'canopy', 'active', '2026-01-01', '2026-01-01')") == 1
     finally:
         kernel.close()
+
+
+@pytest.mark.parametrize("table", ["alembic_version", "timber_revisions"])
+def test_writing_the_migration_bookkeeping_is_refused(wall_sqlite: Any, table: str) -> None:
+    assert refused(wall_sqlite, f"DELETE FROM {table}") == (
+        f"SQLite wall: app 'canopy' may not delete table {table!r}: it is the kernel's")

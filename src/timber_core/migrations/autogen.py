@@ -85,6 +85,24 @@ def _refuse_taken(script: ScriptDirectory, rev_id: str) -> None:
         )
 
 
+def _refuse_pending(script: ScriptDirectory, state: Any) -> None:
+    """Raise ConfigurationError naming every head not applied: autogenerate compares with a migrated database."""
+    from .applied import wanted_heads
+
+    pending = sorted(wanted_heads(script, state) - state.applied(script))
+    if pending:
+        apps = ", ".join(f"{_app_of(script, h)} ({h})" for h in pending)
+        raise ConfigurationError(
+            f"the database is not at every head: not applied yet: {apps}. "
+            f"create-migration compares the models with a migrated database: run `timber migrate` first"
+        )
+
+
+def _app_of(script: ScriptDirectory, revision: str) -> str:
+    rev = script.get_revision(revision)
+    return sorted(rev.branch_labels)[0] if rev is not None and rev.branch_labels else revision
+
+
 def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | None = None) -> str | None:
     """Write ``app``'s next revision into its migrations directory; return its path, or None if nothing changed.
 
@@ -138,22 +156,35 @@ def create_migration(kernel: Kernel, message: str, app: str, *, rev_id: str | No
         written["yes"] = True
 
     with kernel.db.admin_connection() as conn:
-        cfg = make_config(
-            kernel,
-            connection=conn,
-            timber_app=app,
-            timber_app_tables=sorted(source["tables"]),  # a table whose model was removed is dropped
-            timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
-            process_revision_directives=process,
-        )
-        scripts = command.revision(
-            cfg,
-            message=message,
-            autogenerate=True,
-            version_path=os.path.abspath(the_app.migrations_dir),
-            rev_id=rev_id,
-            **kwargs,
-        )
+        from .applied import read, set_rows
+
+        state = read(kernel, script, conn)
+        _refuse_pending(script, state)
+        # Alembic compares alembic_version with the graph: give it the known heads only (revisions
+        # of apps not installed are set aside), in a savepoint rolled back below, so nothing is written.
+        nested = conn.begin_nested() if state.unknown else None
+        try:
+            if nested is not None:
+                set_rows(conn, state.heads)
+            cfg = make_config(
+                kernel,
+                connection=conn,
+                timber_app=app,
+                timber_app_tables=sorted(source["tables"]),  # a table whose model was removed is dropped
+                timber_security=pprint.pformat(target, indent=4, width=100, sort_dicts=True),
+                process_revision_directives=process,
+            )
+            scripts = command.revision(
+                cfg,
+                message=message,
+                autogenerate=True,
+                version_path=os.path.abspath(the_app.migrations_dir),
+                rev_id=rev_id,
+                **kwargs,
+            )
+        finally:
+            if nested is not None:
+                nested.rollback()
     if not written:
         return None
     result = scripts[0] if isinstance(scripts, list) else scripts

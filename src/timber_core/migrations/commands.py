@@ -38,6 +38,16 @@ def _kernel(app: str | None) -> Any:
         return kernel_for_command(app, create_tables=False)
 
 
+def _say_unknown(kernel: Any) -> bool:
+    """Print on stderr each revision the database records that the installed code lacks; True if any is an error."""
+    from .runner import unknown_revisions
+
+    found = unknown_revisions(kernel)
+    for u in found:
+        click.echo(f"{u.severity.capitalize()}: {u.message()}", err=True)
+    return any(u.severity == "error" for u in found)
+
+
 def register(cli: click.Group) -> None:
     """Add the migration commands to the ``timber`` group ``cli``."""
 
@@ -56,14 +66,18 @@ def register(cli: click.Group) -> None:
         kernel = _kernel(app)
         try:
             out = upgrade(kernel, app, sql=sql, drop_unrecorded=drop_unrecorded, on_wait=_say_wait)
+            failed = out is None and _say_unknown(kernel)
         except Exception as exc:
             raise _fail(exc) from None
         finally:
             kernel.close()
         if out is not None:
             click.echo(out, nl=False)
-        else:
-            click.echo(f"migrated {kernel.db.display_url} to {'every head' if app is None else app + '@head'}")
+            return
+        click.echo(f"migrated {kernel.db.display_url} to {'every head' if app is None else app + '@head'}"
+                   + (" except the app(s) left out above" if failed else ""))
+        if failed:
+            raise SystemExit(1)
 
     # ignore_unknown_options: a relative revision such as -1 is the argument, not an unknown option.
     @cli.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -114,7 +128,11 @@ def register(cli: click.Group) -> None:
     @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def status_cmd(app: str | None, as_json: bool) -> None:
-        """Show each app's current revision, head and pending revisions."""
+        """Show each app's installed version, current revision, head and pending revisions.
+
+        Apps the database records but that are not installed are listed too; a problem
+        (an app not installed, or older than the database) is said under its line.
+        """
         from .runner import status
 
         kernel = _kernel(app)
@@ -129,7 +147,11 @@ def register(cli: click.Group) -> None:
             return
         for r in rows:
             pending = ", ".join(r.pending) if r.pending else "none"
-            click.echo(f"{r.app:<12} current {r.current or '-':<14} head {r.head or '-':<14} pending {pending}")
+            version = r.version or "-" if r.installed else "not installed"
+            click.echo(f"{r.app:<12} version {version:<14} current {r.current or '-':<14} head {r.head or '-':<14} "
+                       f"pending {pending}")
+            if r.problem:
+                click.echo(f"  {'Error' if r.installed else 'Warning'}: {r.problem}")
 
     @migrations.command("check")
     @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
@@ -137,13 +159,18 @@ def register(cli: click.Group) -> None:
         """Exit 1 when the models and the database (or the migrations) disagree."""
         from .runner import check
 
+        from .runner import unknown_revisions
+
         kernel = _kernel(app)
         try:
             problems = check(kernel)
+            absent = [u for u in unknown_revisions(kernel) if not u.installed]
         except Exception as exc:
             raise _fail(exc) from None
         finally:
             kernel.close()
+        for u in absent:  # not a disagreement of the installed apps: said, without failing the check
+            click.echo(f"Warning: {u.message()}", err=True)
         if problems:
             for p in problems:
                 click.echo(p, err=True)

@@ -4,7 +4,8 @@ Each :class:`Finding` names the thing, what is wrong and the fix. Errors are
 states in which isolation does not hold or the app cannot work (RLS off or not
 forced, an app role that owns a table or bypasses RLS, a login that cannot act
 as its app's role, missing tables or policies); warnings are states that work
-but need attention (pending revisions, connection arithmetic, a superuser login).
+but need attention (pending revisions, connection arithmetic, a superuser login, the
+revisions of an app that is not installed, another app older than the database).
 ``initialize_timber`` runs it on PostgreSQL, raising on errors and logging warnings.
 """
 
@@ -91,7 +92,7 @@ def startup_check(kernel: Kernel) -> None:
 
 def _migrations(kernel: Kernel) -> list[Finding]:
     from . import unrecorded
-    from .runner import status
+    from .runner import status, unknown_revisions
 
     with kernel.db.admin_connection() as conn:
         leftovers = unrecorded.find(kernel, conn)
@@ -99,6 +100,8 @@ def _migrations(kernel: Kernel) -> list[Finding]:
         return [Finding("error", "migrations", *unrecorded.message_and_fix(kernel, leftovers))]
     found = []
     for st in status(kernel):
+        if st.problem is not None:
+            continue  # said below, from unknown_revisions
         if st.head is None and kernel.models_of(st.app):
             found.append(Finding(
                 "error", "migrations", f"app {st.app!r} has tables but no migrations",
@@ -110,6 +113,10 @@ def _migrations(kernel: Kernel) -> list[Finding]:
                 f"app {st.app!r} has {len(st.pending)} revision(s) not applied: {', '.join(st.pending)}",
                 "run `timber migrate` (as the migration login)",
             ))
+    for u in unknown_revisions(kernel):  # a revision the installed code lacks (see migrations.applied)
+        # Fatal only to the app it is about: the others start (an app not installed is a warning).
+        severity: Literal["error", "warning"] = "error" if u.installed and u.app == kernel.app_name else "warning"
+        found.append(Finding(severity, "migrations", u.problem(), u.fix()))
     return found
 
 

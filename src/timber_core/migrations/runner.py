@@ -7,6 +7,13 @@ CREATEROLE; see docs/isolation.md). Whatever changes the schema (``upgrade``,
 migration at a time per database, across processes), reads the database's state
 only once it holds it, and runs in one transaction (:mod:`.transaction`: a process
 killed halfway leaves the database as it was).
+
+Revisions the database records but the installed code does not have (an app
+uninstalled, disabled or broken, or installed in an older version) are set aside
+around every Alembic run and filtered out of every read (:mod:`.applied`): the other
+apps migrate and start, and :func:`unknown_revisions` says what each such revision is
+and what to do. An app whose own recorded revision is unknown while it is installed (a
+downgraded distribution) is left out of upgrades: the others still migrate.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Table
 
 from ..apps import KERNEL_APP
 from ..errors import ConfigurationError
-from . import security, unrecorded
+from . import applied, security, unrecorded
 from .autogen import app_head, head_snapshot
 from .config import make_config
 from .lock import migration_lock
@@ -34,7 +42,10 @@ from .transaction import migration_connection
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["upgrade", "downgrade", "status", "check", "AppStatus", "migrated_apps", "current_heads", "ensure_schema"]
+__all__ = [
+    "upgrade", "downgrade", "status", "check", "AppStatus", "migrated_apps", "current_heads", "ensure_schema",
+    "unknown_revisions",
+]
 
 log = logging.getLogger("timber.migrations")
 
@@ -75,20 +86,41 @@ def upgrade(
     Raise ConfigurationError, changing nothing, when the database has tables with no
     recorded revision (see :mod:`.unrecorded`); with ``drop_unrecorded`` drop them
     first if they hold no rows. ``on_wait`` is told once if another process is migrating.
+
+    Revisions of apps that are not installed are left alone (see :mod:`.applied`); an
+    installed app whose applied revision its code lacks is left out, the others upgraded
+    (:func:`unknown_revisions` says which); asked for alone (``app``), it raises
+    ConfigurationError with the fix.
     """
     target = "heads" if app is None else f"{_branch(kernel, app)}@head"
     if sql:
         buf = io.StringIO()
         command.upgrade(make_config(kernel, output=buf), target, sql=True)
         return buf.getvalue()
-    with _migrating(kernel, on_wait) as conn:
+    script = ScriptDirectory.from_config(make_config(kernel))
+    with _migrating(kernel, on_wait) as conn, applied.set_aside(kernel, script, conn) as state:
         leftovers = unrecorded.find(kernel, conn)
         if leftovers:
             if not drop_unrecorded:
                 raise ConfigurationError(unrecorded.describe(kernel, leftovers))
             unrecorded.drop(kernel, conn, leftovers)
-        command.upgrade(make_config(kernel, connection=conn), target)
+        _run_upgrade(kernel, conn, state, app)
     return None
+
+
+def _run_upgrade(kernel: Kernel, conn: Any, state: applied.Applied, app: str | None) -> None:
+    """Upgrade on ``conn`` to every head (or ``app``'s), leaving out the apps older than the database."""
+    left_out = applied.excluded_apps(state)
+    if app is not None and app in left_out:
+        raise ConfigurationError(next(u.message() for u in state.unknown if u.app == app))
+    if app is not None:
+        command.upgrade(make_config(kernel, connection=conn), f"{app}@head")
+    elif not left_out:
+        command.upgrade(make_config(kernel, connection=conn), "heads")
+    else:  # branch by branch, kernel first, so the app left out is never touched
+        for name in migrated_apps(kernel):
+            if name not in left_out:
+                command.upgrade(make_config(kernel, connection=conn), f"{name}@head")
 
 
 def downgrade(kernel: Kernel, app: str, revision: str, *, with_dependents: bool = False,
@@ -117,8 +149,10 @@ def downgrade(kernel: Kernel, app: str, revision: str, *, with_dependents: bool 
                 f"see `timber migrations status` for its revisions"
             )
         target = rev.revision
-    with _migrating(kernel, on_wait) as conn:
-        dependents = _dependents(kernel, script, conn, app, revision)
+    with _migrating(kernel, on_wait) as conn, applied.set_aside(kernel, script, conn) as state:
+        if app in applied.excluded_apps(state):
+            raise ConfigurationError(next(u.message() for u in state.unknown if u.app == app))
+        dependents = _dependents(kernel, script, state, app, revision)
         if dependents and not with_dependents:
             raise ConfigurationError(_dependents_refusal(app, revision, dependents))
         command.downgrade(make_config(kernel, connection=conn), target)
@@ -148,15 +182,15 @@ def _ancestors(script: ScriptDirectory, revision: Any) -> set[str]:
     return seen
 
 
-def _dependents(kernel: Kernel, script: ScriptDirectory, conn: Any, app: str, revision: str) -> list[tuple[str, str, str]]:
+def _dependents(kernel: Kernel, script: ScriptDirectory, state: applied.Applied, app: str,
+                revision: str) -> list[tuple[str, str, str]]:
     """The other apps a downgrade of ``app`` to ``revision`` would take down: (app, current, how far down)."""
-    heads = MigrationContext.configure(conn).get_current_heads()
-    if not heads:
+    if not state.heads:
         return []
-    applied = {r.revision for r in script.iterate_revisions(heads, "base")}
+    done = state.applied(script)
 
     def applied_branch(name: str) -> list[Any]:  # newest first
-        return [r for r in script.walk_revisions() if name in r.branch_labels and r.revision in applied]
+        return [r for r in script.walk_revisions() if name in r.branch_labels and r.revision in done]
 
     own = applied_branch(app)
     if revision == "base":
@@ -205,36 +239,67 @@ def _branch(kernel: Kernel, app: str) -> str:
 
 
 def current_heads(kernel: Kernel) -> tuple[str, ...]:
-    """Return the revisions recorded in ``alembic_version`` (empty for a new database)."""
+    """Return the revisions recorded in ``alembic_version`` (empty for a new database), known or not."""
     with kernel.db.admin_connection() as conn:
         return tuple(MigrationContext.configure(conn).get_current_heads())
 
 
+def _read(kernel: Kernel, script: ScriptDirectory) -> applied.Applied:
+    with kernel.db.admin_connection() as conn:
+        return applied.read(kernel, script, conn)
+
+
+def unknown_revisions(kernel: Kernel) -> list[applied.Unknown]:
+    """Return the revisions the database records that the installed code does not have.
+
+    Each says (``message()``) its app, the revision and the fix; ``severity`` is "error" for
+    an installed app older than the database (left out of migrations, cannot start), else
+    "warning" (an app not installed: its tables are left alone).
+    """
+    return list(_read(kernel, ScriptDirectory.from_config(make_config(kernel))).unknown)
+
+
 @dataclasses.dataclass
 class AppStatus:
-    """Where one app's branch stands: the applied revision, the head and what is pending."""
+    """Where one app's branch stands: the applied revision, the head and what is pending.
+
+    ``version`` is the installed app's version (its distribution's unless its plugin says
+    otherwise); ``installed`` is False for an app the database records but that is not
+    loaded (``version`` None, ``head`` None). ``problem`` says what is wrong when the
+    applied revision is one the installed code does not have.
+    """
 
     app: str
     current: str | None
     head: str | None
     pending: list[str]
+    version: str | None = None
+    installed: bool = True
+    problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def status(kernel: Kernel) -> list[AppStatus]:
-    """Return the status of every loaded app's branch, kernel first."""
+    """Return the status of every loaded app's branch, kernel first, then the apps recorded but not installed."""
     script = ScriptDirectory.from_config(make_config(kernel))
-    heads = current_heads(kernel)
-    applied = {r.revision for r in script.iterate_revisions(heads, "base")} if heads else set()
+    state = _read(kernel, script)
+    done = state.applied(script)
     result = []
     for app in kernel.apps.loaded():
         tip = app_head(script, app.name)
         branch = [r for r in script.walk_revisions() if app.name in r.branch_labels]
-        current = next((r.revision for r in branch if r.revision in applied), None)  # walk is newest first
-        pending = [r.revision for r in reversed(branch) if r.revision not in applied]
-        result.append(AppStatus(app.name, current, None if tip is None else tip.revision, pending))
+        current = next((r.revision for r in branch if r.revision in done), None)  # walk is newest first
+        pending = [r.revision for r in reversed(branch) if r.revision not in done]
+        ahead = next((u for u in state.unknown if u.installed and u.app == app.name), None)
+        if ahead is not None:
+            current, pending = ahead.revision, []
+        result.append(AppStatus(app.name, current, None if tip is None else tip.revision, pending,
+                                app.version or None, True, None if ahead is None else ahead.message()))
+    for u in state.unknown:
+        if not u.installed:
+            result.append(AppStatus(u.app or "?", u.revision, None, [], None, False, u.message()))
     return result
 
 
@@ -252,7 +317,13 @@ def check(kernel: Kernel) -> list[str]:
         return [unrecorded.describe(kernel, leftovers)]
     problems: list[str] = []
     script = ScriptDirectory.from_config(make_config(kernel))
-    for st in status(kernel):
+    status_rows = status(kernel)
+    for st in status_rows:
+        if not st.installed:
+            continue  # a warning, not a disagreement: :func:`unknown_revisions`
+        if st.problem is not None:
+            problems.append(st.problem)
+            continue
         if st.head is None:
             if kernel.models_of(st.app):
                 problems.append(
@@ -281,8 +352,11 @@ def check(kernel: Kernel) -> list[str]:
         ctx = MigrationContext.configure(
             conn, opts={"compare_type": True, "include_name": include_name, "target_metadata": kernel.metadata}
         )
+        left_out = {st.app for st in status_rows if st.problem is not None}
         for change in compare_metadata(ctx, kernel.metadata):
             owner = _owner_of_change(kernel, change)
+            if owner in left_out:
+                continue  # an app older than the database: its problem is said above, not each column
             problems.append(
                 f"app {owner!r}: the database differs from the models: {_describe(change)}: run "
                 f"`timber create-migration \"...\" --app {owner}` then `timber migrate`"
@@ -297,8 +371,9 @@ def _owner_of_change(kernel: Kernel, change: Any) -> str:
     for item in diff[1:]:
         if isinstance(item, str) and item in known:
             return kernel.table_owner(item)
-        table = item if hasattr(item, "columns") and hasattr(item, "name") else getattr(item, "table", None)
-        if table is not None and getattr(table, "name", None) in known:
+        # An Index or a constraint has .columns and .name too: its table is .table, never itself.
+        table = item if isinstance(item, Table) else getattr(item, "table", None)
+        if isinstance(table, Table) and table.name in known:
             return kernel.table_owner(table.name)
     return KERNEL_APP
 
@@ -318,15 +393,19 @@ def _describe(change: Any) -> str:
     return kind
 
 
-def _complete(kernel: Kernel) -> bool:
-    """Whether the database records every head of the graph and has every table of the registry."""
+def _complete(kernel: Kernel, script: ScriptDirectory) -> bool:
+    """Whether the database records every head of the graph and has every table of the registry.
+
+    The heads of apps older than the database (left out of migrations) do not count. Said
+    first: each revision the installed code lacks (see :func:`_report_unknown`).
+    """
     from sqlalchemy import inspect
 
-    script = ScriptDirectory.from_config(make_config(kernel))
     with kernel.db.admin_connection() as conn:
-        heads = set(MigrationContext.configure(conn).get_current_heads())
+        state = applied.read(kernel, script, conn)
         existing = set(inspect(conn).get_table_names())
-    return heads == set(script.get_heads()) and set(kernel.metadata.tables) <= existing
+    _report_unknown(kernel, state)
+    return applied.wanted_heads(script, state) <= state.applied(script) and set(kernel.metadata.tables) <= existing
 
 
 def ensure_schema(kernel: Kernel) -> None:
@@ -347,15 +426,20 @@ def ensure_schema(kernel: Kernel) -> None:
     the later ones find the work done. A waiting process logs a warning once. A
     database already at every head with every table (the usual start) is only read:
     no lock, no write transaction.
+
+    Revisions of apps that are not installed are logged as warnings and left alone; an
+    installed app older than the database (see :mod:`.applied`) is left out with its
+    error logged, or raises ConfigurationError when it is the app starting.
     """
     from sqlalchemy import inspect
 
-    if _complete(kernel):
+    script = ScriptDirectory.from_config(make_config(kernel))
+    if _complete(kernel, script):
         return
-    migrated = set(migrated_apps(kernel))
-    with _migrating(kernel, None) as conn:
+    migrated = {a.name for a in kernel.apps.loaded() if app_head(script, a.name) is not None}
+    with _migrating(kernel, None) as conn, applied.set_aside(kernel, script, conn) as state:
         existing = set(inspect(conn).get_table_names())
-        heads = MigrationContext.configure(conn).get_current_heads()
+        heads = state.recorded
         legacy = not heads and any(
             m.table_name in existing for m in kernel.schema.models if m.app in migrated
         )
@@ -369,7 +453,7 @@ def ensure_schema(kernel: Kernel) -> None:
             leftovers = unrecorded.find(kernel, conn)
             if leftovers:  # an app's tables without its revision: upgrading would fail on them
                 raise ConfigurationError(unrecorded.describe(kernel, leftovers))
-            command.upgrade(make_config(kernel, connection=conn), "heads")
+            _run_upgrade(kernel, conn, state, None)
         rest = [
             kernel.metadata.tables[m.table_name]
             for m in kernel.schema.models
@@ -377,3 +461,11 @@ def ensure_schema(kernel: Kernel) -> None:
         ]
         if rest:
             kernel.metadata.create_all(conn, tables=rest, checkfirst=True)
+
+
+def _report_unknown(kernel: Kernel, state: applied.Applied) -> None:
+    """Log each revision the installed code lacks; raise ConfigurationError if it is the starting app's."""
+    for u in state.unknown:
+        if u.installed and u.app == kernel.app_name:
+            raise ConfigurationError(u.message())
+        log.warning("timber: %s: %s", kernel.db.display_url, u.message())

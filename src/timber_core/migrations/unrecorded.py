@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 
 from ..errors import ConfigurationError
+from .applied import read
 from .autogen import app_head
 from .config import make_config
 
@@ -31,8 +31,7 @@ __all__ = ["find", "describe", "message_and_fix", "drop"]
 def find(kernel: Kernel, conn: Any) -> list[str]:
     """Return, sorted, the tables on ``conn`` of every app with revisions but none recorded."""
     script = ScriptDirectory.from_config(make_config(kernel))
-    heads = MigrationContext.configure(conn).get_current_heads()
-    applied = {r.revision for r in script.iterate_revisions(heads, "base")} if heads else set()
+    applied = read(kernel, script, conn).applied(script)
     existing = set(inspect(conn).get_table_names())
     found = []
     for app in kernel.apps.loaded():
