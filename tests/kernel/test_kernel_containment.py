@@ -205,9 +205,6 @@ def test_apps_list_table_still_lists_every_app_when_one_is_broken() -> None:
     assert result.stderr == f"yamlfix: broken: {BAD_PROBLEM}\n"
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="a left-out app's applied revisions are unknown to Alembic: issue 10 bug 1, fixed on "
-                          "another branch; remove this mark once merged")
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_an_app_left_out_after_its_tables_were_migrated_leaves_canopy_starting(
     install_fixture: Callable[[str], Path], tmp_path: Path, request: pytest.FixtureRequest, database: str

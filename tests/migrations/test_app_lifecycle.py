@@ -371,4 +371,4 @@ def test_on_postgresql_the_startup_check_warns_about_the_app_and_the_others_star
         kernel = timber_core.initialize_timber("canopy", database_url=scratch_postgres)  # no create_tables
     kernel.close()
     problem, fix = MISSING_0001.split(". Fix: ")
-    assert f"timber doctor: warning: [migrations] {problem}. Fix: {fix}" in [r.getMessage() for r in caplog.records]
+    assert f"timber doctor: Warning: [migrations] {problem}. Fix: {fix}" in [r.getMessage() for r in caplog.records]
