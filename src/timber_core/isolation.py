@@ -28,6 +28,7 @@ and SQLite's authorizer and temporary views (:mod:`timber_core.sqlite_wall`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Table, event, false
@@ -233,56 +234,23 @@ class Isolation:
                 )
             verb = "create" if state.is_insert else "change"
             what = "a session of type" if state.is_insert else "a session to type"
-            keys = (attribute_name(name), name)
-            rows = _statement_rows(statement)
-            params = state.parameters
-            if state.is_insert or isinstance(params, list):
-                rows += params if isinstance(params, list) else [params] if params else []
-            if state.is_insert and not rows:
-                rows = [{}]
-            for row in rows:
-                present = [k for k in keys if k in row]
-                if state.is_update and not present:
-                    continue
-                value = row.get(present[0]) if present else None
-                if isinstance(value, BindParameter):
-                    value = value.effective_value
-                elif value is not None and type(value).__module__.startswith("sqlalchemy"):
-                    raise IsolationError(
-                        f"app {app!r} may not set {name!r} of model {mapper.class_.__name__!r} from an SQL "
-                        f"expression: give the type as a value, one of the app's own types"
-                    )
+            refusal = (f"app {app!r} may not set {name!r} of model {mapper.class_.__name__!r} from an SQL "
+                       f"expression: give the type as a value, one of the app's own types")
+            for value in _written_values(state, name, refusal):
                 self.check_type(value, app, verb, what)
 
     def _check_owner_write(self, state: ORMExecuteState, app: str) -> None:
         """Refuse an ORM insert/update (``insert(Model).values(...)``, bulk) writing another user's row."""
         owned = {cls: name for cls, _, name in self.owned}
-        statement = state.statement
         for mapper in state.all_mappers:
             name = owned.get(mapper.class_)
             if name is None:
                 continue
             spec = _spec(mapper.class_)
             assert spec is not None
-            keys = (attribute_name(name), name)
-            rows = _statement_rows(statement)
-            params = state.parameters
-            if state.is_insert or isinstance(params, list):
-                rows += params if isinstance(params, list) else [params] if params else []
-            if state.is_insert and not rows:
-                rows = [{}]
-            for row in rows:
-                present = [k for k in keys if k in row]
-                if state.is_update and not present:
-                    continue
-                value = row.get(present[0]) if present else None
-                if isinstance(value, BindParameter):
-                    value = value.effective_value
-                elif value is not None and type(value).__module__.startswith("sqlalchemy"):
-                    raise IsolationError(
-                        f"app {app!r} may not set {name!r} of model {spec.name!r} from an SQL expression: "
-                        f"give the acting user's id as a value"
-                    )
+            refusal = (f"app {app!r} may not set {name!r} of model {spec.name!r} from an SQL expression: "
+                       f"give the acting user's id as a value")
+            for value in _written_values(state, name, refusal):
                 self.check_owner(spec, value, app, "create" if state.is_insert else "change")
 
     def _on_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
@@ -315,6 +283,31 @@ def _statement_rows(statement: Any) -> list[dict[str, Any]]:
             if isinstance(row, dict):
                 rows.append({getattr(k, "key", k): v for k, v in row.items()})
     return rows
+
+
+def _written_values(state: ORMExecuteState, name: str, refusal: str) -> Iterator[Any]:
+    """Yield the value each row of an ORM insert or update writes into column ``name``.
+
+    An insert that leaves the column out yields None; an update that leaves it out yields
+    nothing. A value given as an SQL expression cannot be checked: raise IsolationError(refusal).
+    """
+    keys = (attribute_name(name), name)
+    rows = _statement_rows(state.statement)
+    params = state.parameters
+    if state.is_insert or isinstance(params, list):
+        rows += params if isinstance(params, list) else [params] if params else []
+    if state.is_insert and not rows:
+        rows = [{}]
+    for row in rows:
+        present = [k for k in keys if k in row]
+        if state.is_update and not present:
+            continue
+        value = row.get(present[0]) if present else None
+        if isinstance(value, BindParameter):
+            value = value.effective_value
+        elif value is not None and type(value).__module__.startswith("sqlalchemy"):
+            raise IsolationError(refusal)
+        yield value
 
 
 def owner_label(spec: ModelSpec) -> str:
