@@ -103,7 +103,9 @@ def timber_startup(kernel: Kernel) -> None:
     Called once per loaded app, in dependency order, at the end of
     ``initialize_timber``: after the models, the tables (and, on PostgreSQL,
     the startup check) and the services given the kernel, before it returns.
-    An app whose startup raises is left out (``broken``, logged on the
+    It runs in the app's own context (as inside ``app_context``); use the
+    ``kernel`` argument: ``get_kernel()`` answers only once
+    ``initialize_timber`` has returned. An app whose startup raises is left out (``broken``, logged on the
     ``timber`` logger) with the apps depending on it: its services leave
     ``kernel.services`` and ``app_context`` refuses it, while its models,
     already built, stay in ``kernel.models``. Initializing as that app raises

@@ -312,7 +312,9 @@ def initialize_timber(
     bring the tables to every migration head when ``create_tables`` (default: on
     SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
     (errors raise ConfigurationError; a database that cannot be reached raises
-    DatabaseUnavailableError, one line naming it and the fix), (5) publish the
+    DatabaseUnavailableError, one line naming it and the fix), then give each app
+    the ready kernel: ``timber_services(kernel)``, then ``timber_startup(kernel)`` (an
+    app whose hook raises is left out like the others), (5) publish the
     kernel. Safe to call again: the new kernel replaces the old one, whose
     connections are closed.
 

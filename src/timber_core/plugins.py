@@ -1,8 +1,9 @@
 """Discovery of app plugins from the ``timber.apps`` entry-point group.
 
-Each entry point is loaded and each hook called inside its own ``try``: a
-plugin whose import or hook raises is recorded as broken, with its
-distribution and error, and left out; the other apps and the CLI go on. Apps
+Each entry point is loaded and each hook called inside its own ``try``, through
+pluggy for one app at a time (:func:`call_hook`): a plugin whose import or hook
+raises is recorded as broken, with its distribution and error, and left out;
+the other apps and the CLI go on. Apps
 contesting a name (app name, session type, service) are left out as in
 conflict, and so is every app whose dependency is missing, left out or in a
 cycle (docs/plugins.md, "Failure is contained"). Ordering follows the apps'
@@ -22,7 +23,7 @@ from typing import Any
 
 import pluggy
 
-from . import _kernel_plugin, hookspecs
+from . import _kernel_plugin, context, hookspecs
 from .apps import (
     BROKEN,
     CONFLICT,
@@ -413,9 +414,16 @@ def bind_services(registry: AppRegistry, pm: pluggy.PluginManager, kernel: Any) 
 
 
 def start_app(registry: AppRegistry, pm: pluggy.PluginManager, app: App, kernel: Any) -> Failure | None:
-    """Call ``app``'s ``timber_startup(kernel)``; return its failure (for ``leave_out``) if it raises."""
+    """Call ``app``'s ``timber_startup(kernel)`` in ``app``'s context; return its failure (for ``leave_out``).
+
+    The context is set directly, not through ``app_context``: the kernel is not published yet,
+    so ``app_context`` would still validate against the previous kernel's apps.
+    """
+    token = context._app.set(app.name)
     try:
         call_hook(pm, app, registry, "timber_startup", kernel=kernel)
     except Exception as exc:  # a plugin's own bug must not take the kernel down
         return _failure(app, f"timber_startup(kernel) raised {type(exc).__name__}: {exc}")
+    finally:
+        context._app.reset(token)
     return None

@@ -203,11 +203,11 @@ def test_services_named_otherwise_with_the_kernel_leave_the_app_out(
 # --- timber_startup ----------------------------------------------------------------------------
 
 
-def test_timber_startup_is_called_once_with_the_kernel_after_tables_and_services(
+def test_timber_startup_is_called_once_in_its_app_context_after_tables_and_services(
     starter: ModuleType, tmp_path: Path
 ) -> None:
     kernel = _init(tmp_path)
-    assert starter.STARTED == [(kernel, ("starter-clock", kernel), True)]
+    assert starter.STARTED == [(kernel, ("starter-clock", kernel), True, "starter")]
 
 
 def test_an_app_whose_startup_raises_is_left_out_with_a_warning_and_the_others_start(
