@@ -7,9 +7,14 @@ loaded by ``timber apps list``, which must not import SQLAlchemy, an embedding
 model or a database driver. Import services inside :func:`timber_services`'s
 factories, not at module level.
 
-Each hook is called once per plugin, and a hook that raises marks that plugin
-broken (reported by ``timber apps list`` and ``timber check``) without taking
-the other apps down.
+The kernel calls each hook for one app at a time, through pluggy, with the
+other apps' plugins left out of the call: hookwrappers (``wrapper=True`` or
+``hookwrapper=True``), ``tryfirst``/``trylast``, ``specname``, tracing and
+``add_hookcall_monitoring`` work as in any pluggy project, and a wrapper sees
+the list of its own app's results. The app's answer is the first result that
+is not None, in pluggy's call order. A hook that raises marks that app broken
+(reported by ``timber apps list`` and ``timber check``) and leaves it out,
+without taking the other apps down.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec
 def timber_app_info() -> dict[str, Any]:
-    """Describe the app: return ``{"name", "version", "description", "depends"}``.
+    """Describe the app: return any of ``{"name", "version", "description", "depends"}``.
 
-    ``name`` must equal the entry-point name. ``version`` defaults to the
-    distribution's version, ``description`` to ``""`` and ``depends`` (names of
-    apps that must load first) to ``[]``.
+    Every key is optional, and so is the hook. ``name`` defaults to the
+    entry-point name and, if given, must equal it; ``version`` defaults to the
+    distribution's version (its metadata); ``description`` defaults to ``""``
+    and ``depends`` (names of apps that must load first) to ``[]``. Any other
+    key is an error.
     """
 
 
@@ -70,8 +77,12 @@ def timber_services(kernel: Kernel | None) -> dict[str, Any]:
     """Return the app's services as ``{name: factory}``.
 
     A factory is a callable taking the kernel, or a ``"module:attr"`` string
-    naming one, imported on first use. ``kernel`` is None when the CLI only
-    lists what is installed: build nothing here, return factories.
+    naming one, imported and called on first use of ``kernel.services[name]``.
+    Called twice: with ``kernel=None`` when the apps are discovered (what
+    ``timber apps list`` shows, and what service conflicts are judged on), then
+    with the built kernel by ``initialize_timber``, after the tables and before
+    :func:`timber_startup`; that answer's factories are the ones used. Return
+    the same names both times (else the app is left out); build nothing here.
     """
 
 
@@ -83,3 +94,20 @@ def timber_migrations_dir() -> str | None:
 @hookspec
 def timber_register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``timber`` command group (``@cli.command()``)."""
+
+
+@hookspec
+def timber_startup(kernel: Kernel) -> None:
+    """Set the app up once the kernel is ready; the return value is ignored.
+
+    Called once per loaded app, in dependency order, at the end of
+    ``initialize_timber``: after the models, the tables (and, on PostgreSQL,
+    the startup check) and the services given the kernel, before it returns.
+    It runs in the app's own context (as inside ``app_context``); use the
+    ``kernel`` argument: ``get_kernel()`` answers only once
+    ``initialize_timber`` has returned. An app whose startup raises is left out (``broken``, logged on the
+    ``timber`` logger) with the apps depending on it: its services leave
+    ``kernel.services`` and ``app_context`` refuses it, while its models,
+    already built, stay in ``kernel.models``. Initializing as that app raises
+    PluginError. Not called by commands that build no kernel.
+    """

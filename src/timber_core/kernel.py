@@ -20,7 +20,7 @@ from .context import PLATFORM, current_app
 from .db import DatabaseManager, embedded_url
 from .errors import ConfigurationError, NotFoundError, NotInitializedError, PluginError, SchemaError
 from .isolation import Isolation
-from .plugins import DirectApp, discover
+from .plugins import DirectApp, Failure, bind_services, discover, start_app
 from .schema import Schema
 from .schema.build import build_models
 from .schema.spec import ModelSpec, SchemaProblem, Where
@@ -56,6 +56,13 @@ class ServiceRegistry(Mapping[str, Any]):
                         f"and by app {app.name!r} ({app.distribution}); rename one"
                     )
                 self._factories[name] = (app, factory)
+
+    def _leave_out(self, apps: list[App]) -> None:
+        """Forget the services of ``apps``, left out after the registry was made (timber_startup)."""
+        gone = {a.name for a in apps}
+        for name in [n for n, (app, _f) in self._factories.items() if app.name in gone]:
+            del self._factories[name]
+            self._built.pop(name, None)
 
     def _entry(self, name: str) -> tuple[App, Any]:
         try:
@@ -263,6 +270,31 @@ def _warn_left_out(apps: AppRegistry) -> None:
                     app.name, app.distribution, "in conflict" if app.status == CONFLICT else app.status, app.error)
 
 
+def _start_apps(kernel: Kernel) -> None:
+    """Give each loaded app the ready kernel: its ``timber_services(kernel)``, then its ``timber_startup``.
+
+    An app whose hook fails is left out with the apps depending on it (their services leave
+    ``kernel.services``), one warning each; the others go on. Raise as ``_require_startable``
+    when ``kernel.app_name`` is left out.
+    """
+    apps, pm = kernel.apps, kernel.plugin_manager
+
+    def leave_out(failures: Mapping[str, Failure]) -> None:
+        dropped = apps.leave_out(failures)
+        kernel.services._leave_out(dropped)
+        for app in dropped:
+            log.warning("timber: app %r (%s) is %s and left out; the other apps start without it: %s",
+                        app.name, app.distribution, app.status, app.error)
+
+    leave_out(bind_services(apps, pm, kernel))
+    kernel.services = ServiceRegistry(kernel)  # built from the factories given the kernel
+    for app in apps.loaded():
+        failure = start_app(apps, pm, app, kernel) if app.loaded else None
+        if failure is not None:
+            leave_out({app.name: failure})
+    _require_startable(apps, kernel.app_name)
+
+
 def initialize_timber(
     app_name: str,
     model_config_dirs: list[str] | None = None,
@@ -280,7 +312,9 @@ def initialize_timber(
     bring the tables to every migration head when ``create_tables`` (default: on
     SQLite only) and, on PostgreSQL, run the ``timber doctor`` startup check
     (errors raise ConfigurationError; a database that cannot be reached raises
-    DatabaseUnavailableError, one line naming it and the fix), (5) publish the
+    DatabaseUnavailableError, one line naming it and the fix), then give each app
+    the ready kernel: ``timber_services(kernel)``, then ``timber_startup(kernel)`` (an
+    app whose hook raises is left out like the others), (5) publish the
     kernel. Safe to call again: the new kernel replaces the old one, whose
     connections are closed.
 
@@ -352,6 +386,8 @@ def initialize_timber(
             from .migrations.doctor import startup_check
 
             startup_check(kernel)
+        # Then the apps get the ready kernel (docs/plugins.md, timber_services, timber_startup).
+        _start_apps(kernel)
     except BaseException:
         kernel.close()
         raise

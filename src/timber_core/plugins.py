@@ -1,8 +1,9 @@
 """Discovery of app plugins from the ``timber.apps`` entry-point group.
 
-Each entry point is loaded and each hook called inside its own ``try``: a
-plugin whose import or hook raises is recorded as broken, with its
-distribution and error, and left out; the other apps and the CLI go on. Apps
+Each entry point is loaded and each hook called inside its own ``try``, through
+pluggy for one app at a time (:func:`call_hook`): a plugin whose import or hook
+raises is recorded as broken, with its distribution and error, and left out;
+the other apps and the CLI go on. Apps
 contesting a name (app name, session type, service) are left out as in
 conflict, and so is every app whose dependency is missing, left out or in a
 cycle (docs/plugins.md, "Failure is contained"). Ordering follows the apps'
@@ -12,6 +13,8 @@ SQLAlchemy: ``timber apps list`` runs on this module alone.
 
 from __future__ import annotations
 
+import graphlib
+import heapq
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +23,7 @@ from typing import Any
 
 import pluggy
 
-from . import _kernel_plugin, hookspecs
+from . import _kernel_plugin, context, hookspecs
 from .apps import (
     BROKEN,
     CONFLICT,
@@ -35,7 +38,10 @@ from .apps import (
 )
 from .context import PLATFORM
 
-__all__ = ["ENTRY_POINT_GROUP", "discover", "register_app_commands", "DirectApp"]
+__all__ = [
+    "ENTRY_POINT_GROUP", "DirectApp", "bind_services", "call_hook", "discover", "new_manager",
+    "register_app_commands", "start_app",
+]
 
 ENTRY_POINT_GROUP = "timber.apps"
 _APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -65,23 +71,31 @@ def _dist_version(ep: EntryPoint) -> str:
     return dist.version if dist is not None else ""
 
 
-def _new_manager() -> pluggy.PluginManager:
+def new_manager() -> pluggy.PluginManager:
+    """Return a plugin manager knowing Timber's hooks, with no plugin registered.
+
+    Pass it to :func:`discover` after registering a plugin that is not an app on it (a
+    tracer, a hookwrapper) or after ``pm.add_hookcall_monitoring`` / ``pm.enable_tracing``.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     return pm
 
 
-def _call(pm: pluggy.PluginManager, plugin: object, hook: str, **kwargs: Any) -> Any:
-    """Call one plugin's implementation of ``hook``; None when it has none.
+def call_hook(pm: pluggy.PluginManager, app: App, apps: Iterable[App], hook: str, **kwargs: Any) -> Any:
+    """Call ``hook`` for ``app`` alone, through pluggy; return its answer, None when it gives none.
 
-    The kernel needs each app's answer separately (to know who owns what, and
-    to blame the right plugin when one raises), so it calls the plugin's own
-    implementation instead of the fan-out hook call.
+    The call goes through ``pm`` like any hook call (hookwrappers, ``tryfirst``/``trylast``,
+    tracing, ``add_hookcall_monitoring``) with the plugins of the other ``apps`` left out: the
+    kernel needs each app's own answer, and an exception raised is then this app's to carry.
+    Plugins registered on ``pm`` that are not apps take part in every app's call. The answer
+    is the first result that is not None, in pluggy's call order (``tryfirst`` first).
     """
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.plugin is plugin:
-            return impl.function(*[kwargs[arg] for arg in impl.argnames])
-    return None
+    if app.plugin is None:
+        return None
+    others = [a.plugin for a in apps if a.plugin is not None and a.plugin is not app.plugin]
+    results = pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+    return results[0] if results else None
 
 
 def _string_list(value: Any, hook: str) -> list[str]:
@@ -96,10 +110,13 @@ def _string_list(value: Any, hook: str) -> list[str]:
     return [os.fspath(i) for i in items]
 
 
-def _describe(pm: pluggy.PluginManager, app: App) -> None:
+def _describe(pm: pluggy.PluginManager, app: App, apps: list[App]) -> None:
     """Fill ``app`` from its plugin's hooks; raise on the first bad answer."""
-    plugin = app.plugin
-    info = _call(pm, plugin, "timber_app_info") or {}
+
+    def call(hook: str, **kwargs: Any) -> Any:
+        return call_hook(pm, app, apps, hook, **kwargs)
+
+    info = call("timber_app_info") or {}
     if not isinstance(info, Mapping):
         raise TypeError(f"timber_app_info() must return a dict, not {type(info).__name__}")
     unknown = set(info) - {"name", "version", "description", "depends"}
@@ -117,22 +134,30 @@ def _describe(pm: pluggy.PluginManager, app: App) -> None:
     app.version = str(info.get("version") or app.version)
     app.description = str(info.get("description") or "")
     app.depends = _string_list(info.get("depends"), "timber_app_info")
-    app.model_dirs = _string_list(_call(pm, plugin, "timber_model_dirs"), "timber_model_dirs")
-    app.session_types = _string_list(_call(pm, plugin, "timber_session_types"), "timber_session_types")
-    policies = _call(pm, plugin, "timber_rls_policies") or []
+    app.model_dirs = _string_list(call("timber_model_dirs"), "timber_model_dirs")
+    app.session_types = _string_list(call("timber_session_types"), "timber_session_types")
+    policies = call("timber_rls_policies") or []
     if not isinstance(policies, list) or not all(isinstance(p, Mapping) for p in policies):
         raise TypeError("timber_rls_policies() must return a list of dicts")
     app.rls_policies = [dict(p) for p in policies]
-    services = _call(pm, plugin, "timber_services", kernel=None) or {}
-    if not isinstance(services, Mapping):
-        raise TypeError(f"timber_services() must return a dict, not {type(services).__name__}")
-    app.service_factories = dict(services)
-    mdir = _call(pm, plugin, "timber_migrations_dir")
+    app.service_factories = _services(call("timber_services", kernel=None))
+    mdir = call("timber_migrations_dir")
     app.migrations_dir = os.fspath(mdir) if mdir else None
 
 
-def _load(pm: pluggy.PluginManager, app: App, loader: Callable[[], object]) -> None:
-    """Import and register one plugin, then read its hooks; mark it broken on any error."""
+def _services(answer: Any) -> dict[str, Any]:
+    if answer is None:
+        return {}
+    if not isinstance(answer, Mapping):
+        raise TypeError(f"timber_services() must return a dict, not {type(answer).__name__}")
+    return dict(answer)
+
+
+def _load(pm: pluggy.PluginManager, app: App, loader: Callable[[], object], apps: list[App]) -> None:
+    """Import and register one plugin, then read its hooks; mark it broken on any error.
+
+    ``apps`` are the apps registered so far (their plugins are left out of this app's calls).
+    """
     try:
         plugin = loader()
         pm.register(plugin, name=app.name)
@@ -142,7 +167,7 @@ def _load(pm: pluggy.PluginManager, app: App, loader: Callable[[], object]) -> N
             pm.unregister(plugin)
             raise
         app.plugin = plugin
-        _describe(pm, app)
+        _describe(pm, app, apps)
     except Exception as exc:  # a plugin's own bug must not take the kernel down
         if app.plugin is not None:
             pm.unregister(app.plugin)
@@ -165,59 +190,48 @@ def _check_name(name: str, source: str) -> str | None:
 def _order(apps: list[App], problems: list[Problem]) -> list[App]:
     """Return the apps, loaded ones first in dependency order.
 
-    An app whose dependency is missing, not loaded or in a cycle is left out (broken), with
-    every app depending on it; the others are ordered.
+    The kernel comes first; then each app once its dependencies are in, and among the apps
+    ready at the same time, by name. An app whose dependency is missing, not loaded or in a
+    cycle is left out (broken), with every app depending on it; the others are ordered.
     """
     by_name = {a.name: a for a in apps}
     while True:
         drop_unmet_dependencies(apps, problems)
-        loaded = {a.name for a in apps if a.loaded}
-        cycle = _first_cycle(by_name, loaded)
-        if cycle is None:
-            break
-        message = f"dependency cycle: {' -> '.join(cycle)}; break it in one app's depends"
-        for name in sorted(set(cycle)):
-            by_name[name].status, by_name[name].error = BROKEN, message
-            problems.append(Problem(name, message))
+        # Every app depends on the kernel's shared tables, declared or not.
+        graph = {
+            a.name: set(a.depends) | ({KERNEL_APP} if a.name != KERNEL_APP and by_name[KERNEL_APP].loaded else set())
+            for a in apps if a.loaded
+        }
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as exc:
+            cycle = _in_dependency_order(exc.args[1], graph)
+            message = f"dependency cycle: {' -> '.join(cycle)}; break it in one app's depends"
+            for name in sorted(set(cycle)):
+                by_name[name].status, by_name[name].error = BROKEN, message
+                problems.append(Problem(name, message))
+            continue
+        break
     ordered: list[App] = []
-    done: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done or name not in loaded:
-            return
-        done.add(name)
-        for dep in sorted(by_name[name].depends):
-            visit(dep)
+    ready: list[str] = []
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, name)
+        name = heapq.heappop(ready)
         ordered.append(by_name[name])
-
-    visit(KERNEL_APP)
-    for name in sorted(loaded):
-        visit(name)
+        sorter.done(name)
     return ordered + [a for a in apps if not a.loaded]
 
 
-def _first_cycle(by_name: Mapping[str, App], loaded: set[str]) -> list[str] | None:
-    """Return the first dependency cycle among the loaded apps (``[a, b, a]``), in name order; None if none."""
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, path: list[str]) -> list[str] | None:
-        if state.get(name) == 2 or name not in loaded:
-            return None
-        if state.get(name) == 1:
-            return path[path.index(name):] + [name]
-        state[name] = 1
-        for dep in sorted(by_name[name].depends):
-            found = visit(dep, path + [name])
-            if found:
-                return found
-        state[name] = 2
-        return None
-
-    for name in sorted(loaded):
-        found = visit(name, [])
-        if found:
-            return found
-    return None
+def _in_dependency_order(cycle: list[str], depends: Mapping[str, Iterable[str]]) -> list[str]:
+    """Return graphlib's ``cycle`` (``[a, ..., a]``) read along ``depends``, from its first name in sort order."""
+    nodes = cycle[:-1]
+    if len(nodes) > 1 and nodes[1] not in depends[nodes[0]]:
+        nodes.reverse()
+    start = nodes.index(min(nodes))
+    nodes = nodes[start:] + nodes[:start]
+    return nodes + [nodes[0]]
 
 
 def _claim(
@@ -256,13 +270,15 @@ def discover(
     *,
     direct: DirectApp | None = None,
     environ: Mapping[str, str] | None = None,
+    manager: pluggy.PluginManager | None = None,
 ) -> tuple[AppRegistry, pluggy.PluginManager]:
     """Find, load and order every app; return the registry and the plugin manager.
 
     ``TIMBER_APPS=a,b`` loads only those apps; ``TIMBER_DISABLE_APPS=a,b``
     leaves them out. ``direct`` adds an app given to ``initialize_timber``
     without a distribution (or adds model directories to the installed app of
-    that name). A broken or conflicting app is left out and recorded, with every app
+    that name). ``manager`` (from :func:`new_manager`) is the plugin manager to register
+    the apps on, when the caller wants to trace or wrap their hooks. A broken or conflicting app is left out and recorded, with every app
     depending on it, never raised (docs/plugins.md, "failure is contained"); only the
     kernel's own plugin failing is a fatal problem, which
     :meth:`AppRegistry.raise_for_problems` raises.
@@ -270,11 +286,11 @@ def discover(
     env = os.environ if environ is None else environ
     only = parse_app_list(env.get("TIMBER_APPS"), "TIMBER_APPS")
     disabled = parse_app_list(env.get("TIMBER_DISABLE_APPS"), "TIMBER_DISABLE_APPS") or frozenset()
-    pm = _new_manager()
+    pm = new_manager() if manager is None else manager
     problems: list[Problem] = []
 
     kernel = App(name=KERNEL_APP, distribution="timber-core")
-    _load(pm, kernel, lambda: _kernel_plugin)
+    _load(pm, kernel, lambda: _kernel_plugin, [])
     if not kernel.loaded:
         problems.append(
             FatalProblem(KERNEL_APP, f"the kernel's own plugin fails: {kernel.error}; reinstall timber-core")
@@ -310,7 +326,7 @@ def discover(
             app.status = DISABLED
             app.error = "left out by TIMBER_APPS" if name not in disabled else "left out by TIMBER_DISABLE_APPS"
             continue
-        _load(pm, app, first.load)
+        _load(pm, app, first.load, apps)
         if app.status == BROKEN:
             problems.append(Problem(name, f"plugin from {app.distribution} is broken and left out: {app.error}"))
 
@@ -353,8 +369,61 @@ def register_app_commands(registry: AppRegistry, pm: pluggy.PluginManager, cli: 
         if app.plugin is None:
             continue
         try:
-            _call(pm, app.plugin, "timber_register_commands", cli=cli)
+            call_hook(pm, app, registry, "timber_register_commands", cli=cli)
         except Exception as exc:
             warnings.append(f"app {app.name!r} ({app.distribution}) failed to register its commands: "
                             f"{type(exc).__name__}: {exc}")
     return warnings
+
+
+#: What :meth:`AppRegistry.leave_out` takes for one app: ``(status, error, problems)``.
+Failure = tuple[str, str, list[Problem]]
+
+
+def _failure(app: App, error: str) -> Failure:
+    return BROKEN, error, [Problem(app.name, f"plugin from {app.distribution} is broken and left out: {error}")]
+
+
+def bind_services(registry: AppRegistry, pm: pluggy.PluginManager, kernel: Any) -> dict[str, Failure]:
+    """Call every loaded app's ``timber_services(kernel)`` with the built ``kernel``; keep its factories.
+
+    Discovery asked each app with ``kernel=None`` (what ``timber apps list`` shows and what the
+    service conflicts were judged on); the answer given the kernel replaces those factories and
+    must name the same services. Return a failure per app whose hook raises or answers
+    otherwise, for :meth:`AppRegistry.leave_out`; the other apps keep their new factories.
+    """
+    failures: dict[str, Failure] = {}
+    for app in registry.loaded():
+        if app.plugin is None:
+            continue
+        try:
+            factories = _services(call_hook(pm, app, registry, "timber_services", kernel=kernel))
+        except Exception as exc:  # a plugin's own bug must not take the kernel down
+            failures[app.name] = _failure(app, f"timber_services(kernel) raised {type(exc).__name__}: {exc}")
+            continue
+        if sorted(factories) != sorted(app.service_factories):
+            failures[app.name] = _failure(
+                app,
+                f"timber_services(kernel) returned the services {sorted(factories)} but "
+                f"timber_services(None) returned {sorted(app.service_factories)}; return the same "
+                f"names with and without a kernel",
+            )
+            continue
+        app.service_factories = factories
+    return failures
+
+
+def start_app(registry: AppRegistry, pm: pluggy.PluginManager, app: App, kernel: Any) -> Failure | None:
+    """Call ``app``'s ``timber_startup(kernel)`` in ``app``'s context; return its failure (for ``leave_out``).
+
+    The context is set directly, not through ``app_context``: the kernel is not published yet,
+    so ``app_context`` would still validate against the previous kernel's apps.
+    """
+    token = context._app.set(app.name)
+    try:
+        call_hook(pm, app, registry, "timber_startup", kernel=kernel)
+    except Exception as exc:  # a plugin's own bug must not take the kernel down
+        return _failure(app, f"timber_startup(kernel) raised {type(exc).__name__}: {exc}")
+    finally:
+        context._app.reset(token)
+    return None

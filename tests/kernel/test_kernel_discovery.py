@@ -47,7 +47,8 @@ def test_dependency_is_loaded_before_the_app_that_declares_it(install_fixture: C
     install_fixture("journal")
     install_fixture("dependent")
     registry = _discover()
-    assert [a.name for a in registry.loaded()] == ["timber", "journal", "addon", "canopy", "grove"]
+    # Kernel first; then each app once its dependencies are in, by name among those ready.
+    assert [a.name for a in registry.loaded()] == ["timber", "canopy", "grove", "journal", "addon"]
 
 
 def test_third_party_app_is_discovered_from_its_distribution(install_fixture: Callable[[str], Path]) -> None:

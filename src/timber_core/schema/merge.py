@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import graphlib
+import heapq
 import os
 from collections.abc import Iterable
 
@@ -34,11 +36,18 @@ def model_files(directory: str) -> list[str]:
 
 
 def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[ModelFile]:
+    """Return ``files`` with each one after the files it ``depends`` on.
+
+    Among files whose dependencies are in, the given order (app order, then file name) decides.
+    An unresolved ``depends`` or a cycle is a problem; the files are ordered all the same.
+    """
     by_base: dict[str, list[ModelFile]] = {}
     for f in files:
         by_base.setdefault(f.basename, []).append(f)
-    ordered: list[ModelFile] = []
-    state: dict[str, int] = {}
+    by_path: dict[str, ModelFile] = {}
+    for f in files:
+        by_path.setdefault(f.path, f)
+    position = {path: i for i, path in enumerate(by_path)}
 
     def resolve(f: ModelFile, i: int, dep: str) -> ModelFile | None:
         candidates = by_base.get(dep, [])
@@ -57,24 +66,39 @@ def _order_files(files: list[ModelFile], problems: list[SchemaProblem]) -> list[
             return None
         return candidates[0]
 
-    def visit(f: ModelFile, path: list[str]) -> None:
-        if state.get(f.path) == 2:
-            return
-        if state.get(f.path) == 1:
-            cycle = path[path.index(f.path):] + [f.path]
-            problems.append(SchemaProblem(f.where, "depends", "cycle: " + " -> ".join(os.path.basename(p) for p in cycle)))
-            return
-        state[f.path] = 1
-        for i, dep in enumerate(f.depends):
-            target = resolve(f, i, dep)
-            if target is not None:
-                visit(target, path + [f.path])
-        state[f.path] = 2
-        ordered.append(f)
-
-    for f in files:
-        visit(f, [])
+    graph: dict[str, list[str]] = {}
+    for path, f in by_path.items():
+        targets = (resolve(f, i, dep) for i, dep in enumerate(f.depends))
+        graph[path] = list(dict.fromkeys(t.path for t in targets if t is not None))
+    while True:
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            sorter.prepare()
+            break
+        except graphlib.CycleError as exc:
+            cycle = _cycle_along(exc.args[1], graph, position)
+            problems.append(SchemaProblem(by_path[cycle[0]].where, "depends",
+                                          "cycle: " + " -> ".join(os.path.basename(p) for p in cycle)))
+            graph[cycle[-2]].remove(cycle[-1])  # the problem fails the app; order the rest all the same
+    ordered: list[ModelFile] = []
+    ready: list[tuple[int, str]] = []
+    while sorter.is_active():
+        for path in sorter.get_ready():
+            heapq.heappush(ready, (position[path], path))
+        _, path = heapq.heappop(ready)
+        ordered.append(by_path[path])
+        sorter.done(path)
     return ordered
+
+
+def _cycle_along(cycle: list[str], depends: dict[str, list[str]], position: dict[str, int]) -> list[str]:
+    """Return graphlib's ``cycle`` (``[a, ..., a]``) read along ``depends``, from its first file in ``position``."""
+    nodes = cycle[:-1]
+    if len(nodes) > 1 and nodes[1] not in depends[nodes[0]]:
+        nodes.reverse()
+    start = nodes.index(min(nodes, key=position.__getitem__))
+    nodes = nodes[start:] + nodes[:start]
+    return nodes + [nodes[0]]
 
 
 def _timestamps(model: ModelSpec) -> None:

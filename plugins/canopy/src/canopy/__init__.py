@@ -1,3 +1,13 @@
 """Canopy, the trading app: trading sessions and orders on Timber."""
 
-__version__ = "1.0.0"
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # The version is the distribution's (pyproject.toml), read when asked: importing the
+    # package stays cheap for `timber apps list`.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("timber-canopy")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

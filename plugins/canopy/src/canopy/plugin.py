@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from timber_core import hookimpl
+from timber_core.policies import own_rows
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
@@ -15,12 +16,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 @hookimpl
 def timber_app_info() -> dict[str, object]:
-    return {
-        "name": "canopy",
-        "version": "1.0.0",
-        "description": "Trading platform: trading sessions and orders",
-        "depends": [],
-    }
+    # Name and version come from the entry point and the distribution (pyproject.toml).
+    return {"description": "Trading platform: trading sessions and orders"}
 
 
 @hookimpl
@@ -35,16 +32,8 @@ def timber_session_types() -> list[str]:
 
 @hookimpl
 def timber_rls_policies() -> list[dict[str, str]]:
-    # A trader reaches only their own sessions, within Canopy's types. NULLIF: an
-    # unset or empty timber.user_id (what a finished transaction leaves) matches no row.
-    return [
-        {
-            "name": "canopy_own_sessions",
-            "table": "sessions",
-            "command": "ALL",
-            "using": "user_id = (SELECT NULLIF(current_setting('timber.user_id', true), ''))",
-        }
-    ]
+    # A trader reaches only their own sessions, within Canopy's types.
+    return [own_rows("canopy_own_sessions")]
 
 
 @hookimpl

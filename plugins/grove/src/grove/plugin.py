@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 
 from timber_core import hookimpl
+from timber_core.policies import own_rows
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @hookimpl
 def timber_app_info() -> dict[str, object]:
-    return {
-        "name": "grove",
-        "version": "1.0.0",
-        "description": "Research platform: research sessions, notes and reports",
-        "depends": [],
-    }
+    # Name and version come from the entry point and the distribution (pyproject.toml).
+    return {"description": "Research platform: research sessions, notes and reports"}
 
 
 @hookimpl
@@ -31,16 +28,8 @@ def timber_session_types() -> list[str]:
 
 @hookimpl
 def timber_rls_policies() -> list[dict[str, str]]:
-    # A researcher reaches only their own sessions, within Grove's types. NULLIF: an
-    # unset or empty timber.user_id (what a finished transaction leaves) matches no row.
-    return [
-        {
-            "name": "grove_own_sessions",
-            "table": "sessions",
-            "command": "ALL",
-            "using": "user_id = (SELECT NULLIF(current_setting('timber.user_id', true), ''))",
-        }
-    ]
+    # A researcher reaches only their own sessions, within Grove's types.
+    return [own_rows("grove_own_sessions")]
 
 
 @hookimpl
