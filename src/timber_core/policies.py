@@ -12,8 +12,8 @@ __all__ = ["ACTING_USER", "own_rows"]
 
 #: The transaction's user (``timber.user_id``), as a policy expression. NULLIF: an unset or
 #: empty setting (what a finished transaction leaves, FIELD-NOTES) matches no row. A scalar
-#: subquery, so it is computed once per statement. The same text as
-#: ``timber_core.migrations.ops.ACTING_USER``, which the kernel's own policies use.
+#: subquery, so it is computed once per statement. The kernel's own policies
+#: (``timber_core.migrations.ops``) use it too.
 ACTING_USER: Final = "(SELECT NULLIF(current_setting('timber.user_id', true), ''))"
 
 _COMMANDS: Final = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")

@@ -282,13 +282,6 @@ def test_own_rows_is_the_grant_canopy_and_grove_spelled_out_before() -> None:
     }
 
 
-def test_own_rows_names_the_acting_user_as_the_kernels_own_policies_do() -> None:
-    from timber_core.migrations import ops
-    from timber_core.policies import ACTING_USER
-
-    assert ACTING_USER == ops.ACTING_USER
-
-
 def test_own_rows_refuses_a_command_postgresql_has_no_policy_for() -> None:
     with pytest.raises(ValueError) as info:
         own_rows("mine", command="TRUNCATE")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from .. import policies
 from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
 
 __all__ = [
@@ -62,7 +63,7 @@ _COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
 #: computed once per statement.
 OWN_APP = "(SELECT substr(current_user, 8) WHERE left(current_user, 7) = 'timber_')"
 #: The transaction's user (``timber.user_id``); NULL when unset or empty, which matches no row.
-ACTING_USER = "(SELECT NULLIF(current_setting('timber.user_id', true), ''))"
+ACTING_USER = policies.ACTING_USER
 #: The apps' policies on the kernel's guarded tables (see the functions below).
 APPS_OWN_POLICY = "timber_apps_own_app"
 APPS_READ_POLICY = "timber_apps_read"
