@@ -478,7 +478,7 @@ def test_verify_names_missing_orphan_and_stale_points_and_repair_makes_the_index
     found = run_timber("vectors", "verify", "--model", "ResearchSession", env=env)
     assert (found.returncode, found.stdout, found.stderr.splitlines()[-1]) == (
         1, "collection         rows  points  state\n"
-           "-----------------  ----  ------  ---------------------------------\n"
+           "-----------------  ----  ------  -------------------------------\n"
            "research_sessions  3     3       1 missing, 1 orphan(s), 1 stale\n",
         "run `timber vectors verify --repair` to make the index equal the database")
     detail = json.loads(run_timber("vectors", "verify", "--json", "--model", "ResearchSession", env=env).stdout)
