@@ -307,3 +307,84 @@ def test_app_kernel_turns_an_error_in_its_block_into_one_error_line(sqlite_url: 
 
     result = CliRunner().invoke(missing, [])
     assert (result.exit_code, result.output) == (1, "Error: no report 'r1'\n")
+
+
+# -- main() and the one error style ---------------------------------------------------------------
+
+REFUSED_LINE = (
+    "Error: cannot connect to the database postgresql+psycopg://postgres@127.0.0.1:1/test: "
+    "127.0.0.1:1 refused the connection; start PostgreSQL there or point DATABASE_URL at a running server\n"
+)
+
+
+def test_main_prints_the_traceback_then_the_error_line_with_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from timber_core.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/test")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--traceback", "migrations", "status"])
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert (exit_.value.code, lines[0], lines[-1]) == (1, "Traceback (most recent call last):\n", REFUSED_LINE)
+
+
+def test_main_without_traceback_prints_the_error_line_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from timber_core.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/test")
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrations", "status"])
+    assert (exit_.value.code, capsys.readouterr().err) == (1, REFUSED_LINE)
+
+
+def test_main_exits_with_clicks_code_for_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from timber_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["no-such-command"])
+    assert (exit_.value.code, capsys.readouterr().err.splitlines()[-1]) == (2, "Error: No such command 'no-such-command'.")
+
+
+def test_main_returns_after_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from timber_core.cli import main
+
+    main(["--version"])
+    assert capsys.readouterr() == ("timber, version 0.1.0\n", "")
+
+
+def test_report_of_an_error_that_is_not_a_click_error_names_its_type(capsys: pytest.CaptureFixture[str]) -> None:
+    from timber_core._cli_support import report
+    from timber_core.errors import ConfigurationError
+
+    assert (report(ValueError("bad value")), report(ConfigurationError("set X"))) == (1, 1)
+    assert capsys.readouterr().err == "Error: ValueError: bad value\nError: set X\n"
+
+
+def test_describe_a_file_error_under_timber_home_names_it_and_the_fix(tmp_path: Path) -> None:
+    from timber_core._cli_support import describe
+
+    home = Path(str(tmp_path / ".timber"))
+    denied = PermissionError(13, "Permission denied", str(home / "timber.db"))
+    vectors = PermissionError(13, "Permission denied", str(home / "vectors" / "index"))
+    assert (describe(denied), describe(vectors)) == (
+        f"TIMBER_HOME {home}: Permission denied: {home / 'timber.db'}: point TIMBER_HOME at a writable directory "
+        "or set DATABASE_URL",
+        f"TIMBER_HOME {home}: Permission denied: {home / 'vectors' / 'index'}: point TIMBER_HOME at a writable "
+        "directory or set QDRANT_URL")
+
+
+def test_describe_a_database_error_keeps_the_drivers_first_line() -> None:
+    import sqlalchemy.exc
+
+    from timber_core._cli_support import describe, logged
+
+    failed = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("disk I/O error\nDETAIL: more"))
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"),
+                                           connection_invalidated=True)
+    assert (describe(failed), logged(failed)) == ("OperationalError: disk I/O error", False)
+    assert (describe(lost), logged(lost)) == (
+        "lost the connection to the database (server closed the connection); run the command again once it is back",
+        True)
