@@ -388,3 +388,29 @@ def test_describe_a_database_error_keeps_the_drivers_first_line() -> None:
     assert (describe(lost), logged(lost)) == (
         "lost the connection to the database (server closed the connection); run the command again once it is back",
         True)
+
+
+def test_apps_remove_twice_says_nothing_is_left(timber: Invoke, sqlite_url: str) -> None:
+    assert timber("migrate").exit_code == 0
+    assert timber("apps", "remove", "grove", "--yes").exit_code == 0
+    again = timber("apps", "remove", "grove", "--yes")
+    assert (again.exit_code, again.output.splitlines()[-2]) == (0, f"nothing of app 'grove' is left in {sqlite_url}")
+
+
+def test_apps_remove_on_postgresql_prints_the_sql_to_drop_the_kept_role(
+    timber: Invoke, scratch_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", scratch_postgres)
+    assert timber("migrate").exit_code == 0
+    result = timber("apps", "remove", "grove", "--yes")
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("its role timber_grove is kept: roles belong to the whole PostgreSQL server")
+               for line in result.output.splitlines())
+
+
+def test_check_with_a_model_clash_says_no_app_can_start(timber: Invoke, install_fixture: Callable) -> None:
+    install_fixture("model_clash")
+    result = timber("check")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("timber check: 2 problem(s) found; left out: canopy (conflict), "
+                                                     "clash (conflict), grove (conflict)")
