@@ -414,3 +414,17 @@ def test_check_with_a_model_clash_says_no_app_can_start(timber: Invoke, install_
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("timber check: 2 problem(s) found; left out: canopy (conflict), "
                                                      "clash (conflict), grove (conflict)")
+
+
+def test_apps_list_reads_flow_style_names_with_yaml_and_skips_a_malformed_file(
+    timber: Invoke, install_fixture: Callable, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "a_flow.yaml").write_text("models: [{name: Alpha, table_name: alpha}]\n")
+    (models / "b_broken.yaml").write_text("models: [\n")
+    install_fixture("yaml_dir")
+    monkeypatch.setenv("TIMBER_FIXTURE_MODEL_DIR", str(models))
+    result = timber("apps", "list", "--json")
+    yamlfix = {a["name"]: a for a in json.loads(result.stdout)["apps"]}["yamlfix"]
+    assert (result.exit_code, yamlfix["status"], yamlfix["models"]) == (1, "broken", ["Alpha"])
