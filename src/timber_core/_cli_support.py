@@ -1,4 +1,4 @@
-"""What the kernel's command modules share: choosing the app a command runs as, and errors.
+"""What the kernel's command modules share: the kernel a command runs with, errors, tables.
 
 Imports only click at module level: ``timber apps list`` loads this module too.
 
@@ -15,11 +15,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-__all__ = ["kernel_for_command", "fail", "describe", "logged", "report", "request_traceback", "CommandError"]
+__all__ = ["kernel_for_command", "command_kernel", "table", "TimberGroup", "fail", "describe", "logged", "report",
+           "request_traceback", "CommandError"]
 
 _traceback_requested = False
 
@@ -32,35 +35,90 @@ class CommandError(click.ClickException):
         self.original = original
 
 
-def _app_name(app: str | None) -> str:
-    """Return ``app``, else ``TIMBER_APP``, else the first installed app that starts (not left out)."""
-    from .containment import load_contained
-    from .plugins import discover
-
-    name = app or os.environ.get("TIMBER_APP")
-    if name and name != "timber":
-        return name
-    apps, _pm = discover()
-    load_contained(apps)  # an app whose models fail is left out: never pick it to run a command as
-    names = [a.name for a in apps.loaded() if a.name != "timber"]
-    if not names:
-        failed = [f"{a.name} ({a.status})" for a in apps.failed()]
-        if failed:
-            raise click.ClickException(f"no installed app starts (left out: {', '.join(failed)}); fix them "
-                                       f"(`timber check` says how) or name one with --app")
-        raise click.ClickException("no app is installed; install one (e.g. timber-canopy) first")
-    return names[0]
+def _app_name(app: str | None, *, environment: bool) -> str | None:
+    """Return the app a command runs as: ``app``, else (when ``environment``) ``TIMBER_APP``, else None (no app)."""
+    name = app or (os.environ.get("TIMBER_APP") if environment else None)
+    return name if name and name != "timber" else None
 
 
-def kernel_for_command(app: str | None, **settings: Any) -> Any:
-    """Initialize Timber for a command as ``app`` on ``DATABASE_URL``; Timber errors become click errors."""
+def kernel_for_command(app: str | None, *, environment: bool = True, **settings: Any) -> Any:
+    """Initialize Timber for a command on ``DATABASE_URL``; Timber errors become click errors.
+
+    As ``app``, else ``TIMBER_APP`` (when ``environment``), else with no default app
+    (``initialize_timber(app_name=None)``): a command never guesses an app.
+    """
     from .errors import TimberError
     from .kernel import initialize_timber
 
     try:
-        return initialize_timber(_app_name(app), database_url=os.environ.get("DATABASE_URL") or None, **settings)
+        return initialize_timber(_app_name(app, environment=environment),
+                                 database_url=os.environ.get("DATABASE_URL") or None, **settings)
     except TimberError as exc:
         raise CommandError(str(exc), exc) from None
+
+
+#: What a command lets through unchanged: click's own exits and errors (already in the one style).
+_PASS_THROUGH = (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
+@contextmanager
+def command_kernel(app: str | None = None, *, manage_schema: bool = False, environment: bool = True,
+                   timber_errors: str = "typed", **settings: Any) -> Iterator[Any]:
+    """Run a command's block with its kernel (:func:`kernel_for_command`); close the kernel after.
+
+    ``manage_schema``: no tables created and no startup check (the migration commands manage
+    those). An error in the block becomes the command's one ``Error: ...`` line (:func:`fail`,
+    the original kept for ``--traceback``); with ``timber_errors="plain"`` a TimberError is its
+    message alone. click's errors and exits pass through.
+    """
+    if manage_schema:
+        from .migrations.doctor import skip_startup_check
+
+        with skip_startup_check():
+            kernel = kernel_for_command(app, environment=environment, create_tables=False, **settings)
+    else:
+        kernel = kernel_for_command(app, environment=environment, **settings)
+    try:
+        yield kernel
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:
+        from .errors import TimberError
+
+        if timber_errors == "plain" and isinstance(exc, TimberError):
+            raise CommandError(str(exc), exc) from None
+        raise fail(exc) from None
+    finally:
+        kernel.close()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Render ``rows`` as aligned columns under ``headers`` and a dashed rule: every listing's one style."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+class TimberGroup(click.Group):
+    """The ``timber`` group: whatever a command raises becomes the one error style here.
+
+    So ``timber``'s ``main`` and click's ``CliRunner`` print the same ``Error: ...`` line:
+    a TimberError is its message, anything else :func:`describe`; the original is kept for
+    ``--traceback``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            from .errors import TimberError
+
+            raise CommandError(str(exc) if isinstance(exc, TimberError) else describe(exc), exc) from None
 
 
 def describe(exc: BaseException) -> str:
@@ -107,8 +165,7 @@ def fail(exc: Exception) -> click.ClickException:
 def request_traceback(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     """Callback of ``timber --traceback``: errors print their full traceback."""
     global _traceback_requested
-    if value:
-        _traceback_requested = True
+    _traceback_requested = bool(value)  # set on every invocation: one in-process run does not leak into the next
 
 
 def report(exc: Exception) -> int:

@@ -1,5 +1,10 @@
 """The ``timber`` command.
 
+The ``cli`` group is complete at import, as datasette's: the kernel's command modules
+(migrations, vectors) are attached when this module is imported, and every installed
+app's commands (``timber_register_commands(cli)``) at the end of it, so tests can run
+any command in-process with click's ``CliRunner``.
+
 ``timber apps list`` and ``timber models list`` read plugin metadata and model
 YAML only: they never import SQLAlchemy, a driver or an embedding model.
 Commands that need the database import the kernel inside their own body.
@@ -17,28 +22,56 @@ from typing import Any
 
 import click
 
-from ._cli_support import report, request_traceback
+from ._cli_support import TimberGroup, command_kernel, report, request_traceback, table
 from .apps import BROKEN, CONFLICT, KERNEL_APP, OK, AppRegistry
 
 __all__ = ["cli", "main", "app_kernel"]
 
+# -- The CLI's discovery cache: the process's one discovery of the installed apps, and what it
+# -- added to ``cli``. Forget it with _reset_discovery() (tests that change what is installed).
 _discovered: tuple[AppRegistry, Any] | None = None
+#: Names of the commands the apps added to ``cli`` from ``_discovered``.
+_app_commands: list[str] = []
+#: One line per app whose ``timber_register_commands`` failed; printed on each invocation.
+_command_warnings: list[str] = []
+_commands_registered = False
 
 
-def _apps() -> AppRegistry:
-    """Discover the installed apps once per process."""
+def _reset_discovery() -> None:
+    """Forget the discovered apps and the commands they added; the next use discovers and registers again."""
+    global _discovered, _commands_registered
+    _discovered = None
+    _commands_registered = False
+    for name in _app_commands:
+        cli.commands.pop(name, None)
+    _app_commands.clear()
+    _command_warnings.clear()
+
+
+def _discover() -> tuple[AppRegistry, Any]:
+    """Discover the installed apps once per process (until :func:`_reset_discovery`)."""
     global _discovered
     if _discovered is None:
         from .plugins import discover
 
         _discovered = discover()
-    return _discovered[0]
+    return _discovered
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+def _apps() -> AppRegistry:
+    return _discover()[0]
+
+
+class _TimberCli(TimberGroup):
+    """``cli``'s class: after a :func:`_reset_discovery`, the apps' commands come back on first lookup."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register_app_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_app_commands()
+        return super().list_commands(ctx)
 
 
 _NAME_VALUE = re.compile(r"""^name:[ ]*(?:"([A-Za-z_][A-Za-z0-9_]*)"|'([A-Za-z_][A-Za-z0-9_]*)'|([A-Za-z_][A-Za-z0-9_]*))[ ]*(?:[ ]#.*)?$""")
@@ -121,12 +154,14 @@ def _model_names(app_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
     return names, problems
 
 
-@click.group()
+@click.group(cls=_TimberCli)
 @click.version_option(package_name="timber-core", prog_name="timber")
 @click.option("--traceback", is_flag=True, expose_value=False, is_eager=True, callback=request_traceback,
               help="On an error, print the full traceback before it (also: TIMBER_DEBUG=1).")
 def cli() -> None:
     """Timber: one kernel, many apps, each seeing only its own data."""
+    for warning in _command_warnings:  # an app whose commands failed to register: said on every run
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @cli.group("apps")
@@ -181,7 +216,7 @@ def apps_list(as_json: bool) -> None:
         ]
         for r in records
     ]
-    click.echo(_table(["app", "version", "distribution", "models", "session types", "policies", "services", "status"], rows))
+    click.echo(table(["app", "version", "distribution", "models", "session types", "policies", "services", "status"], rows))
     for r in records:
         if r["error"]:
             click.echo(f"{r['name']}: {r['status']}: {r['error']}", err=True)
@@ -200,8 +235,7 @@ def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     Shows what will go and asks first. Other apps' data is not touched; the app's
     PostgreSQL role is kept (the SQL to drop it is printed). See docs/plugins.md.
     """
-    from ._cli_support import CommandError, fail
-    from .errors import TimberError
+    from ._cli_support import CommandError
 
     if as_json and not dry_run:
         raise click.UsageError("--json prints the plan only: add --dry-run")
@@ -217,11 +251,9 @@ def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
         raise CommandError(f"cannot ask for confirmation (stdin is not a terminal): run `timber apps remove {name} "
                            f"--yes` to remove it, or add --dry-run to only see what would go")
     from .app_removal import plan_removal, remove_app
-    from .migrations.doctor import skip_startup_check
 
-    with skip_startup_check():  # the check would refuse the very states removal goes through
-        kernel = _kernel_for(name)
-    try:
+    # No startup check: it would refuse the very states removal goes through.
+    with command_kernel(name, manage_schema=True, environment=False, timber_errors="plain") as kernel:
         plan = plan_removal(kernel, name)
         if as_json:
             click.echo(json.dumps(plan.as_dict(), indent=2))
@@ -241,14 +273,6 @@ def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
                 return
             remove_app(kernel, plan, on_step=click.echo, on_wait=lambda message: click.echo(message, err=True))
             click.echo(f"removed app {name!r} from {plan.database}")
-    except click.ClickException:
-        raise
-    except TimberError as exc:
-        raise CommandError(str(exc), exc) from None
-    except Exception as exc:
-        raise fail(exc) from None
-    finally:
-        kernel.close()
     click.echo(f"now uninstall {plan.distribution} (or set TIMBER_DISABLE_APPS={name}): while it is installed, "
                f"Timber migrates its tables back on SQLite and reports them missing on PostgreSQL")
     if plan.role_sql:
@@ -257,13 +281,6 @@ def apps_remove(name: str, yes: bool, dry_run: bool, as_json: bool) -> None:
                    f"database where the app was installed, then the second once:")
         for statement in plan.role_sql:
             click.echo(f"  {statement}")
-
-
-def _kernel_for(app: str) -> Any:
-    """Initialize Timber as ``app`` for a command that manages the schema: no tables created."""
-    from ._cli_support import kernel_for_command
-
-    return kernel_for_command(app, create_tables=False)
 
 
 @cli.group("models")
@@ -301,7 +318,7 @@ def models_list(app_name: str | None, as_json: bool) -> None:
     else:
         rows = [[r["name"], r["table"], r["app"], r["access"] + (f" (typed by {r['typed_by']})" if r["typed_by"] else ""),
                  str(len(r["columns"])), r["vector_search"] or "-"] for r in records]
-        click.echo(_table(["model", "table", "app", "access", "columns", "vector search"], rows))
+        click.echo(table(["model", "table", "app", "access", "columns", "vector search"], rows))
     for p in schema.problems:
         click.echo(str(p), err=True)
     if schema.problems:
@@ -351,37 +368,39 @@ def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
     app's own processes. A Timber error (an app that is not installed, a database that
     cannot be reached) is reported like every command's error: one ``Error: ...`` line, exit 1.
     """
-    from ._cli_support import kernel_for_command
-
-    kernel = kernel_for_command(app_name, **settings)
-    try:
+    with command_kernel(app_name, environment=False, timber_errors="plain", **settings) as kernel:
         yield kernel
-    finally:
-        kernel.close()
 
 
-def _register_extensions(group: click.Group) -> None:
-    """Add the kernel's optional command modules and every app's own commands."""
+def _register_kernel_commands(group: click.Group) -> None:
+    """Add the kernel's optional command modules (click only at import: still cheap)."""
     for module in ("timber_core.migrations.commands", "timber_core.vectors.commands"):
         try:
             mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
+        except ModuleNotFoundError as exc:  # pragma: no cover - a trimmed install
             if exc.name and module.startswith(exc.name):
                 continue  # that part of the kernel is not installed
             raise
         mod.register(group)
+
+
+def _register_app_commands() -> None:
+    """Add every loaded app's own commands to ``cli`` (once per discovery); keep the failures as warnings."""
+    global _commands_registered
+    if _commands_registered:
+        return
     from .plugins import register_app_commands
 
-    registry = _apps()
-    assert _discovered is not None  # set by _apps()
-    for warning in register_app_commands(registry, _discovered[1], group):
-        click.echo(f"Warning: {warning}", err=True)
+    registry, pm = _discover()
+    _commands_registered = True  # before the hooks run: an app's hook that looks a command up must not recurse
+    before = set(cli.commands)
+    _command_warnings.extend(register_app_commands(registry, pm, cli))
+    _app_commands.extend(sorted(set(cli.commands) - before))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``timber`` command line; every error ends in one place (``_cli_support.report``)."""
     try:
-        _register_extensions(cli)
         cli.main(args=list(argv) if argv is not None else None, prog_name="timber", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -391,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # one short line naming what failed; the traceback with --traceback
         sys.exit(report(exc))
 
+
+_register_kernel_commands(cli)
+try:
+    _register_app_commands()
+except Exception:  # noqa: BLE001 - e.g. a malformed TIMBER_APPS: main() raises it again, in the one error style
+    _reset_discovery()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

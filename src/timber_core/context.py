@@ -1,6 +1,7 @@
 """The app context every query and service call runs in.
 
-The process default is the app named in ``initialize_timber(app_name=...)``;
+The process default is the app named in ``initialize_timber(app_name=...)`` (none
+after ``initialize_timber(app_name=None)``: code enters a context explicitly);
 :func:`app_context` switches it for a block and :func:`platform_context` opens
 the one explicit cross-app context. Both are contextvars, so each thread and
 each asyncio task keeps its own.
@@ -60,6 +61,11 @@ def current_app() -> str:
     been initialized with a default app.
     """
     name = _app.get() or _default_app
+    if name is None and _validator is not None:  # a kernel exists, built with no default app
+        raise NotInitializedError(
+            "no app context: the kernel was initialized with no default app (initialize_timber(app_name=None)); "
+            "run the code inside timber_core.app_context('<app>') or timber_core.platform_context()"
+        )
     if name is None:
         raise NotInitializedError(
             "no app context: call timber_core.initialize_timber(app_name=...) first, "

@@ -112,7 +112,7 @@ class ServiceRegistry(Mapping[str, Any]):
 class Kernel:
     """Everything ``initialize_timber`` built: apps, models, database, services.
 
-    Attributes: ``app_name`` (the default context), ``apps`` (:class:`AppRegistry`),
+    Attributes: ``app_name`` (the default context; None for a kernel built with no app), ``apps`` (:class:`AppRegistry`),
     ``models`` (mapped classes by model name), ``metadata`` (one MetaData for every
     table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``, ``vectors``
     (:class:`~timber_core.vectors.runtime.VectorRuntime`: outbox, store, embedders).
@@ -120,7 +120,7 @@ class Kernel:
 
     def __init__(
         self,
-        app_name: str,
+        app_name: str | None,
         apps: AppRegistry,
         plugin_manager: Any,
         schema: Schema,
@@ -296,12 +296,18 @@ def _start_apps(kernel: Kernel) -> None:
 
 
 def initialize_timber(
-    app_name: str,
+    app_name: str | None = None,
     model_config_dirs: list[str] | None = None,
     database_url: str | None = None,
     **settings: Any,
 ) -> Kernel:
     """Build the kernel for ``app_name`` and make it the process's default context.
+
+    With ``app_name=None`` the kernel is built and published with no default app
+    context: every installed app is loaded, and code must enter
+    ``app_context(name)`` or ``platform_context()`` before using models or
+    services (outside them, NotInitializedError names that fix). The migration
+    commands run so (``timber migrate`` needs no app).
 
     Phases: (1) discover and order the apps, (2) read and build every model into
     one registry (an app whose plugin, models, names or dependencies fail is left
@@ -330,15 +336,21 @@ def initialize_timber(
         raise ConfigurationError(
             f"initialize_timber() got unknown settings {unknown}; allowed: {', '.join(_SETTINGS)}"
         )
-    if not isinstance(app_name, str) or not app_name:
-        raise ConfigurationError(f"initialize_timber() needs app_name, the name of an installed app; got {app_name!r}")
+    if app_name is not None and (not isinstance(app_name, str) or not app_name):
+        raise ConfigurationError(
+            f"initialize_timber() needs app_name, the name of an installed app (or None for no app); got {app_name!r}"
+        )
     if app_name == PLATFORM:
         raise ConfigurationError("app_name='platform' is reserved; initialize as an app and use platform_context()")
     config: TimberConfig = settings.get("config") or TimberConfig.load()
 
     # Phase 1: apps.
     direct = None
+    if (model_config_dirs or settings.get("session_types")) and app_name is None:
+        raise ConfigurationError("initialize_timber(model_config_dirs=..., session_types=...) defines or extends an "
+                                 "app: name it with app_name")
     if model_config_dirs or settings.get("session_types"):
+        assert app_name is not None
         kernel_dirs = {os.path.abspath(d) for d in _kernel_plugin.timber_model_dirs()}
         dirs = [d for d in (model_config_dirs or []) if os.path.abspath(d) not in kernel_dirs]
         direct = DirectApp(app_name, dirs, settings.get("session_types") or ())
@@ -346,11 +358,13 @@ def initialize_timber(
     # only the kernel's own failure raises here (docs/plugins.md, "failure is contained").
     apps, pm = discover(direct=direct)
     apps.raise_for_problems()
-    apps.get(app_name)
+    if app_name is not None:
+        apps.get(app_name)
 
     # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
     schema, base, classes = build_schema(apps)
-    _require_startable(apps, app_name)
+    if app_name is not None:
+        _require_startable(apps, app_name)
     _warn_left_out(apps)
 
     # Phase 3: database.
@@ -368,7 +382,7 @@ def initialize_timber(
         lock_timeout_ms=config.LOCK_TIMEOUT_MS,
         statement_timeout_ms=config.STATEMENT_TIMEOUT_MS,
     )
-    log.info("timber: app %r connected to %s", app_name, db.display_url)
+    log.info("timber: %s connected to %s", f"app {app_name!r}" if app_name else "the kernel (no app)", db.display_url)
     kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)
 
     # Phase 4: tables, through the one migration graph (batch mode on SQLite; roles and RLS

@@ -192,8 +192,13 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
     assert (result.exit_code, result.output) == (0, "models, migrations and database agree\n")
     result = runner_.invoke(_cli(), ["migrations", "status"], env=env)
-    assert result.output.splitlines()[1].split() == ["canopy", "version", "1.0.0", "current", "canopy_0002", "head",
-                                                      "canopy_0002", "pending", "none"]
+    assert result.output.splitlines() == [
+        "app     version  current      head         pending",
+        "------  -------  -----------  -----------  -------",
+        "timber  0.1.0    timber_0003  timber_0003  none",
+        "canopy  1.0.0    canopy_0002  canopy_0002  none",
+        "grove   1.0.0    grove_0002   grove_0002   none",
+    ]
     result = runner_.invoke(_cli(), ["downgrade", "--app", "grove", "nonsense"], env=env)
     assert result.exit_code == 1
     assert "downgrade --app grove: " in result.output

@@ -335,7 +335,11 @@ def test_reindex_rebuilds_a_collection_from_the_database_and_status_reports_it(
         "outbox: 1 pending, 0 failed",
         "index differs from the database in orders (pending work may close the gap: `timber vectors sync`); compare"
         " ids and content with `timber vectors verify`, fix with `timber vectors verify --repair`"]
-    assert text_status.stdout.splitlines()[0].endswith("rows 1       points 0       pending 1     failed 0  DIFFERS")
+    assert text_status.stdout.splitlines()[:4] == [
+        "collection         app     model            rows  points  pending  failed  index",
+        "-----------------  ------  ---------------  ----  ------  -------  ------  -------",
+        "orders             canopy  Order            1     0       1        0       DIFFERS",
+        "research_sessions  grove   ResearchSession  2     2       0        0       ok"]
     unknown = run_timber("vectors", "reindex", "--model", "Trade", env=env)
     assert (unknown.returncode, unknown.stderr.splitlines()[-1] + "\n") == (
         1, "Error: NotFoundError: model 'Trade' has no vector search; models with vector search: Order, "
@@ -473,7 +477,9 @@ def test_verify_names_missing_orphan_and_stale_points_and_repair_makes_the_index
     env = subprocess_env(DATABASE_URL=url, TIMBER_APP="grove")
     found = run_timber("vectors", "verify", "--model", "ResearchSession", env=env)
     assert (found.returncode, found.stdout, found.stderr.splitlines()[-1]) == (
-        1, "research_sessions    rows 3       points 3       1 missing, 1 orphan(s), 1 stale\n",
+        1, "collection         rows  points  state\n"
+           "-----------------  ----  ------  -------------------------------\n"
+           "research_sessions  3     3       1 missing, 1 orphan(s), 1 stale\n",
         "run `timber vectors verify --repair` to make the index equal the database")
     detail = json.loads(run_timber("vectors", "verify", "--json", "--model", "ResearchSession", env=env).stdout)
     assert (detail[0]["missing"], detail[0]["orphans"], detail[0]["stale"]) == (["r-core"], [dropped], [changed])
@@ -482,8 +488,10 @@ def test_verify_names_missing_orphan_and_stale_points_and_repair_makes_the_index
         repaired.stderr
     again = run_timber("vectors", "verify", env=env)
     assert (again.returncode, again.stdout) == (
-        0, "orders               rows 0       points 0       ok\n"
-           "research_sessions    rows 3       points 3       ok\n")
+        0, "collection         rows  points  state\n"
+           "-----------------  ----  ------  -----\n"
+           "orders             0     0       ok\n"
+           "research_sessions  3     3       ok\n")
     k = start(url)
     assert indexed_notes(k) == db_notes(k) == {kept: APPLE, changed: "Apple raised its dividend",
                                                "r-core": "Inserted behind the ORM"}

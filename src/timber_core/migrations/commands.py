@@ -5,11 +5,12 @@
 ``timber migrations check``, ``timber doctor``.
 
 Cheap to import: click only. SQLAlchemy and Alembic are imported inside each
-command, so ``timber apps list`` never pays for them. Each command builds its
-kernel with ``initialize_timber`` (app from ``--app`` or ``TIMBER_APP``; database
-from ``DATABASE_URL``) without creating tables or running the startup check,
-since those are what the commands themselves manage. A command that has to wait
-for another process's migration says so once on stderr.
+command, so ``timber apps list`` never pays for them. The commands need no app:
+each builds its kernel with no default app context (``initialize_timber(app_name=None)``),
+or as the app named by ``--app`` (``timber doctor``: ``--app`` or ``TIMBER_APP``); ``TIMBER_APP``
+is not read otherwise, and no app is ever guessed; database from ``DATABASE_URL``, without creating
+tables or running the startup check, since those are what the commands themselves
+manage. A command that has to wait for another process's migration says so once on stderr.
 """
 
 from __future__ import annotations
@@ -19,23 +20,13 @@ from typing import Any
 
 import click
 
-from .._cli_support import fail as _fail
-from .._cli_support import kernel_for_command
+from .._cli_support import command_kernel, table
 
 __all__ = ["register"]
 
 
 def _say_wait(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _kernel(app: str | None) -> Any:
-    """Initialize Timber for the command, as ``app`` (or TIMBER_APP, or any installed app)."""
-    from .doctor import skip_startup_check
-
-    # No tables created and no startup check: managing those is what these commands do.
-    with skip_startup_check():
-        return kernel_for_command(app, create_tables=False)
 
 
 def _say_unknown(kernel: Any) -> bool:
@@ -63,14 +54,10 @@ def register(cli: click.Group) -> None:
 
         if sql and drop_unrecorded:
             raise click.UsageError("--drop-unrecorded changes the database; it cannot go with --sql")
-        kernel = _kernel(app)
-        try:
+        # No app needed: --app names the branch (and the kernel runs as it, so an app left out says why).
+        with command_kernel(app, manage_schema=True, environment=False) as kernel:
             out = upgrade(kernel, app, sql=sql, drop_unrecorded=drop_unrecorded, on_wait=_say_wait)
             failed = out is None and _say_unknown(kernel)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         if out is not None:
             click.echo(out, nl=False)
             return
@@ -93,13 +80,8 @@ def register(cli: click.Group) -> None:
         if revision.startswith("-") and not revision[1:].isdigit():
             raise click.UsageError(f"No such option: {revision}")
 
-        kernel = _kernel(app)
-        try:
+        with command_kernel(app, manage_schema=True, environment=False) as kernel:
             others = downgrade(kernel, app, revision, with_dependents=with_dependents, on_wait=_say_wait)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         taken = " and ".join(f"app {name!r}" for name in others)
         click.echo(f"downgraded app {app!r} to {revision}" + (f", and with it {taken}" if taken else ""))
 
@@ -111,13 +93,8 @@ def register(cli: click.Group) -> None:
         """Write APP's next revision: its table changes and its role/policy changes, nothing else."""
         from .autogen import create_migration
 
-        kernel = _kernel(app)
-        try:
+        with command_kernel(app, manage_schema=True, environment=False) as kernel:
             path = create_migration(kernel, message, app, rev_id=rev_id)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         click.echo(f"wrote {path}" if path else f"no changes for app {app!r}: nothing written")
 
     @cli.group("migrations")
@@ -125,7 +102,7 @@ def register(cli: click.Group) -> None:
         """Inspect the migration graph."""
 
     @migrations.command("status")
-    @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
+    @click.option("--app", "app", default=None, help="Initialize as this app (default: no app).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def status_cmd(app: str | None, as_json: bool) -> None:
         """Show each app's installed version, current revision, head and pending revisions.
@@ -135,40 +112,29 @@ def register(cli: click.Group) -> None:
         """
         from .runner import status
 
-        kernel = _kernel(app)
-        try:
+        with command_kernel(app, manage_schema=True, environment=False) as kernel:
             rows = status(kernel)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         if as_json:
             click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
             return
-        for r in rows:
-            pending = ", ".join(r.pending) if r.pending else "none"
-            version = r.version or "-" if r.installed else "not installed"
-            click.echo(f"{r.app:<12} version {version:<14} current {r.current or '-':<14} head {r.head or '-':<14} "
-                       f"pending {pending}")
+        click.echo(table(["app", "version", "current", "head", "pending"], [
+            [r.app, (r.version or "-") if r.installed else "not installed", r.current or "-", r.head or "-",
+             ", ".join(r.pending) or "none"]
+            for r in rows
+        ]))
+        for r in rows:  # under the table: an app not installed, or older than the database
             if r.problem:
-                click.echo(f"  {'Error' if r.installed else 'Warning'}: {r.problem}")
+                click.echo(f"{'Error' if r.installed else 'Warning'}: {r.problem}")
 
     @migrations.command("check")
-    @click.option("--app", "app", default=None, help="Initialize as this app (default: TIMBER_APP).")
+    @click.option("--app", "app", default=None, help="Initialize as this app (default: no app).")
     def check_cmd(app: str | None) -> None:
         """Exit 1 when the models and the database (or the migrations) disagree."""
-        from .runner import check
+        from .runner import check, unknown_revisions
 
-        from .runner import unknown_revisions
-
-        kernel = _kernel(app)
-        try:
+        with command_kernel(app, manage_schema=True, environment=False) as kernel:
             problems = check(kernel)
             absent = [u for u in unknown_revisions(kernel) if not u.installed]
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         for u in absent:  # not a disagreement of the installed apps: said, without failing the check
             click.echo(f"Warning: {u.message()}", err=True)
         if problems:
@@ -178,19 +144,15 @@ def register(cli: click.Group) -> None:
         click.echo("models, migrations and database agree")
 
     @cli.command("doctor")
-    @click.option("--app", "app", default=None, help="Check as this app (default: TIMBER_APP).")
+    @click.option("--app", "app", default=None,
+                  help="Check as this app, its login included (default: TIMBER_APP, else no app and no login check).")
     @click.option("--instances", type=int, default=None, help="Processes per app (default: TIMBER_APP_INSTANCES).")
     def doctor_cmd(app: str | None, instances: int | None) -> None:
         """Check RLS, owners, roles, the login, pending migrations and connection arithmetic."""
         from .doctor import run_doctor
 
-        kernel = _kernel(app)
-        try:
+        with command_kernel(app, manage_schema=True) as kernel:
             findings = run_doctor(kernel, instances=instances)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
         for f in findings:
             click.echo(str(f), err=f.severity == "error")
         if any(f.severity == "error" for f in findings):

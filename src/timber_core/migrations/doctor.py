@@ -85,7 +85,8 @@ def startup_check(kernel: Kernel) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise ConfigurationError(
-            f"the database {kernel.db.display_url} is not safe to run app {kernel.app_name!r} on "
+            f"the database {kernel.db.display_url} is not safe to run "
+            f"{f'app {kernel.app_name!r}' if kernel.app_name else 'Timber'} on "
             f"({len(errors)} problem(s), from `timber doctor`):\n" + "\n".join(f"  - {e}" for e in errors)
         )
 
@@ -248,6 +249,8 @@ def _policies(
 
 def _login(kernel: Kernel, conn: Any, roles: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
+    if kernel.app_name is None:  # no app to act as (`timber doctor` without --app): no login to check
+        return found
     login, sup, bypass = conn.execute(text(
         "SELECT session_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = session_user"
     )).one()

@@ -6,7 +6,7 @@
 
 Cheap to import: click only (``timber apps list`` must never import SQLAlchemy, fastembed
 or Qdrant). Each command initializes the kernel itself (app from ``--app``, else
-``TIMBER_APP``, else the first installed app; database from ``DATABASE_URL``; store from
+``TIMBER_APP``, else no app; database from ``DATABASE_URL``; store from
 ``QDRANT_URL``, else the embedded one under ``TIMBER_HOME``) and works in the platform
 context. The default embedded store is shared by every process; the Edge store
 (``TIMBER_VECTOR_STORE=edge``) belongs to one process at a time.
@@ -14,19 +14,21 @@ context. The default embedded store is shared by every process; the Edge store
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from .._cli_support import command_kernel, table
 from .._cli_support import describe as _describe
 from .._cli_support import fail as _fail
 from .._cli_support import logged as _logged
-from .._cli_support import kernel_for_command
 
 __all__ = ["register"]
 
@@ -53,13 +55,13 @@ class _Seconds(click.ParamType):
 INTERVAL = _Seconds(0.01, 86_400)
 
 
-def _kernel(app: str | None) -> Any:
-    """Initialize Timber as ``app`` (or TIMBER_APP, or the first installed app); refuse when vector search is off."""
-    kernel = kernel_for_command(app)
-    if not kernel.vectors.enabled:
-        kernel.close()
-        raise click.ClickException("vector search is disabled (ENABLE_VECTOR_SEARCH=false); nothing to do")
-    return kernel
+@contextlib.contextmanager
+def _vector_kernel(app: str | None) -> Iterator[Any]:
+    """:func:`command_kernel` as ``app`` (or TIMBER_APP, or no app); refuse when vector search is off."""
+    with command_kernel(app) as kernel:
+        if not kernel.vectors.enabled:
+            raise click.ClickException("vector search is disabled (ENABLE_VECTOR_SEARCH=false); nothing to do")
+        yield kernel
 
 
 def _sync_line(result: Any) -> str:
@@ -81,14 +83,8 @@ def register(cli: click.Group) -> None:
         """Apply every pending index update now, failed ones included; exit 1 if any fails."""
         from ..context import platform_context
 
-        kernel = _kernel(app)
-        try:
-            with platform_context():
-                result = kernel.vectors.drain(due_only=False)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
+        with _vector_kernel(app) as kernel, platform_context():
+            result = kernel.vectors.drain(due_only=False)
         click.echo(_sync_line(result))
         if result.failed:
             raise SystemExit(1)
@@ -107,10 +103,9 @@ def register(cli: click.Group) -> None:
         if not once:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, lambda *_: stop.set())
-        kernel = _kernel(app)
         total_applied = total_failed = 0
         try:
-            with platform_context():
+            with _vector_kernel(app) as kernel, platform_context():
                 while True:
                     started = time.monotonic()
                     try:
@@ -128,7 +123,6 @@ def register(cli: click.Group) -> None:
                     if once or stop.wait(max(0.0, interval - (time.monotonic() - started))):
                         break
         finally:
-            kernel.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if not once:
@@ -143,24 +137,18 @@ def register(cli: click.Group) -> None:
         from .outbox import summary
         from .verify import count_rows
 
-        kernel = _kernel(app)
-        runtime = kernel.vectors
-        try:
-            with platform_context():
-                with kernel.db.connection() as conn:
-                    outbox = summary(conn, runtime.table)
-                rows = {m.collection: count_rows(runtime, m) for m in runtime.models.values()}
-                store_error = None
-                try:
-                    existing = set(runtime.store.collections())
-                    counts = {m.collection: runtime.store.count(m.collection) if m.collection in existing else 0
-                              for m in runtime.models.values()}
-                except Exception as exc:  # status must still show the outbox when the store is down
-                    store_error, counts = f"{type(exc).__name__}: {exc}", {}
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
+        with _vector_kernel(app) as kernel, platform_context():
+            runtime = kernel.vectors
+            with kernel.db.connection() as conn:
+                outbox = summary(conn, runtime.table)
+            rows = {m.collection: count_rows(runtime, m) for m in runtime.models.values()}
+            store_error = None
+            try:
+                existing = set(runtime.store.collections())
+                counts = {m.collection: runtime.store.count(m.collection) if m.collection in existing else 0
+                          for m in runtime.models.values()}
+            except Exception as exc:  # status must still show the outbox when the store is down
+                store_error, counts = f"{type(exc).__name__}: {exc}", {}
         collections = [
             {"collection": m.collection, "app": m.app, "model": m.name, "content_field": m.content_column,
              "embedding_model": m.embedding_model, "rows": rows[m.collection], "points": counts.get(m.collection),
@@ -177,12 +165,12 @@ def register(cli: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(report, indent=2))
             return
-        for c in collections:
-            points = "?" if c["points"] is None else str(c["points"])
-            table_rows = "-" if c["rows"] is None else str(c["rows"])
-            click.echo(f"{c['collection']:<20} app {c['app']:<8} model {c['model']:<16} rows {table_rows:<7} "
-                       f"points {points:<7} pending {c['pending']:<5} failed {c['failed']}"
-                       + ("  DIFFERS" if c["differs"] else ""))
+        click.echo(table(["collection", "app", "model", "rows", "points", "pending", "failed", "index"], [
+            [c["collection"], c["app"], c["model"], "-" if c["rows"] is None else str(c["rows"]),
+             "?" if c["points"] is None else str(c["points"]), str(c["pending"]), str(c["failed"]),
+             "DIFFERS" if c["differs"] else "ok"]
+            for c in collections
+        ]))
         click.echo(f"outbox: {outbox['pending']} pending, {outbox['failed']} failed")
         differing = [c["collection"] for c in collections if c["differs"]]
         if differing:
@@ -207,32 +195,26 @@ def register(cli: click.Group) -> None:
         from .verify import compare
         from .verify import repair as repair_drift
 
-        kernel = _kernel(app)
-        runtime = kernel.vectors
-        try:
-            with platform_context():
-                chosen = [runtime.model(n) for n in models] or sorted(runtime.models.values(),
-                                                                       key=lambda m: m.collection)
-                drifts = [compare(runtime, m) for m in chosen]
-                repaired = []
-                if repair:
-                    for drift in drifts:
-                        if not drift.clean:
-                            repair_drift(runtime, drift)
-                            repaired.append(drift.collection)
-                    after = [compare(runtime, m) for m in chosen]
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
+        with _vector_kernel(app) as kernel, platform_context():
+            runtime = kernel.vectors
+            chosen = [runtime.model(n) for n in models] or sorted(runtime.models.values(), key=lambda m: m.collection)
+            drifts = [compare(runtime, m) for m in chosen]
+            repaired = []
+            if repair:
+                for drift in drifts:
+                    if not drift.clean:
+                        repair_drift(runtime, drift)
+                        repaired.append(drift.collection)
+                after = [compare(runtime, m) for m in chosen]
         if as_json:
             click.echo(json.dumps([d.as_dict() for d in drifts], indent=2))
         else:
-            for d in drifts:
-                state = "ok" if d.clean else (f"{len(d.missing)} missing, {len(d.orphans)} orphan(s), "
-                                              f"{len(d.stale)} stale")
-                table = "" if d.table_exists else " (table not in the database)"
-                click.echo(f"{d.collection:<20} rows {d.rows:<7} points {d.points:<7} {state}{table}")
+            click.echo(table(["collection", "rows", "points", "state"], [
+                [d.collection, str(d.rows), str(d.points),
+                 ("ok" if d.clean else f"{len(d.missing)} missing, {len(d.orphans)} orphan(s), {len(d.stale)} stale")
+                 + ("" if d.table_exists else " (table not in the database)")]
+                for d in drifts
+            ]))
             for name in repaired:
                 click.echo(f"repaired {name}")
         final = after if repair else drifts
@@ -249,13 +231,7 @@ def register(cli: click.Group) -> None:
         from ..context import platform_context
         from .drain import reindex
 
-        kernel = _kernel(app)
-        try:
-            with platform_context():
-                written = reindex(kernel.vectors, list(models) or None)
-        except Exception as exc:
-            raise _fail(exc) from None
-        finally:
-            kernel.close()
+        with _vector_kernel(app) as kernel, platform_context():
+            written = reindex(kernel.vectors, list(models) or None)
         for collection, n in written.items():
             click.echo(f"reindexed {collection}: {n} points")
