@@ -292,7 +292,8 @@ def _start_apps(kernel: Kernel) -> None:
         failure = start_app(apps, pm, app, kernel) if app.loaded else None
         if failure is not None:
             leave_out({app.name: failure})
-    _require_startable(apps, kernel.app_name)
+    if kernel.app_name is not None:  # a kernel with no default app has no app of its own to start
+        _require_startable(apps, kernel.app_name)
 
 
 def initialize_timber(
