@@ -9,9 +9,9 @@ from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
 
-__all__ = ["ReportService"]
+from grove.config import GroveConfig
 
-MAX_REPORT_LENGTH = 50_000
+__all__ = ["ReportService"]
 
 
 class ReportService(BaseService):
@@ -34,8 +34,10 @@ class ReportService(BaseService):
         """Create an unpublished report and return its id."""
         if not isinstance(title, str) or not title.strip() or len(title) > 255:
             raise ValidationError("create_report: title must be non-empty text of at most 255 characters")
-        if not isinstance(content, str) or len(content) > MAX_REPORT_LENGTH:
-            raise ValidationError(f"create_report: content must be text of at most {MAX_REPORT_LENGTH} characters")
+        limit = GroveConfig.load().MAX_REPORT_LENGTH
+        if not isinstance(content, str) or len(content) > limit:
+            raise ValidationError(f"create_report: content must be text of at most {limit} characters "
+                                  f"(GROVE_MAX_REPORT_LENGTH)")
         Report = self.get_model("ResearchReport")
         self.check_user(user_id, "create_report")
         with self.db.session_scope() as session:
