@@ -315,8 +315,3 @@ def _statement_rows(statement: Any) -> list[dict[str, Any]]:
             if isinstance(row, dict):
                 rows.append({getattr(k, "key", k): v for k, v in row.items()})
     return rows
-
-
-def owner_label(spec: ModelSpec) -> str:
-    """Return ``"shared"`` for kernel-owned models, else the owning app."""
-    return "shared" if spec.app == KERNEL_APP or spec.shared else spec.app
