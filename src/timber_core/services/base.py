@@ -22,8 +22,9 @@ class BaseService:
     kernel instead, looked up at each use, so a module-level instance (``session_service``)
     keeps working when ``initialize_timber`` is called again. ``db`` (keyword) runs the
     service on another :class:`~timber_core.db.DatabaseManager` of the kernel (another
-    PostgreSQL login; alone, its ``db.kernel`` is the kernel). Anything else raises TypeError. Every call runs in the caller's app
-    context: models and rows of other apps stay out of reach.
+    PostgreSQL login; given alone, ``db.kernel`` is the kernel). Anything else raises
+    TypeError. Every call runs in the caller's app context: models and rows of other apps
+    stay out of reach.
     """
 
     def __init__(self, kernel: Kernel | None = None, *, db: DatabaseManager | None = None) -> None:
