@@ -265,7 +265,7 @@ def _collections(kernel: Kernel, app: str) -> dict[str, int]:
 def _role(kernel: Kernel, app: str) -> str | None:
     if kernel.db.dialect != "postgresql":
         return None
-    from .migrations.roles import app_role
+    from ._roles import app_role
 
     return app_role(app)
 

@@ -1,11 +1,10 @@
 """Configuration from the environment, read once, typed, with per-app subclasses.
 
-    class CanopyConfig(TimberConfig):
-        APP_NAME = "canopy"
-        ENABLE_PAPER_TRADING = Setting("ENABLE_PAPER_TRADING", boolean, True)
+    class GroveConfig(TimberConfig):
+        MAX_REPORT_LENGTH = Setting("GROVE_MAX_REPORT_LENGTH", positive_int, 50_000)
 
-    config = CanopyConfig.load()      # read once per class, then cached
-    config.DATABASE_URL, config.ENABLE_PAPER_TRADING
+    config = GroveConfig.load()       # read once per class, then cached
+    config.DATABASE_URL, config.MAX_REPORT_LENGTH
 
 A malformed value raises :class:`ConfigurationError` naming the variable.
 """
@@ -115,10 +114,6 @@ class Setting(Generic[T]):
 
 class TimberConfig:
     """The kernel's settings; subclass it per app and add :class:`Setting` attributes."""
-
-    APP_NAME: ClassVar[str | None] = None
-    APP_VERSION: ClassVar[str | None] = None
-    MODEL_DIRS: ClassVar[list[str]] = []
 
     DATABASE_URL = Setting("DATABASE_URL", text, None, "SQLAlchemy URL; unset: embedded SQLite under TIMBER_HOME")
     REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")

@@ -88,7 +88,10 @@ def current_user() -> str | None:
 def app_context(app_name: str) -> Iterator[str]:
     """Run the block as ``app_name``; restore the previous context afterwards.
 
-    Raise :class:`ConfigurationError` when the name is not an installed app.
+    Raise :class:`ConfigurationError` for ``"platform"`` (use :func:`platform_context`).
+    Once a kernel is initialized, also raise :class:`NotFoundError` when no app of that
+    name is installed, :class:`PluginError` when it is left out (broken, in conflict,
+    disabled), and ConfigurationError for ``"timber"``, the kernel, which is not an app.
     """
     if app_name == PLATFORM:
         raise ConfigurationError(

@@ -66,10 +66,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ._roles import context_role
 from .config import debug_enabled
 from .context import current_app, current_user
 from .errors import ConfigurationError, DatabaseUnavailableError, IsolationError, NotInitializedError, TimberError
-from .migrations.roles import context_role
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel

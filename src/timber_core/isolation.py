@@ -309,7 +309,3 @@ def _written_values(state: ORMExecuteState, name: str, refusal: str) -> Iterator
             raise IsolationError(refusal)
         yield value
 
-
-def owner_label(spec: ModelSpec) -> str:
-    """Return ``"shared"`` for kernel-owned models, else the owning app."""
-    return "shared" if spec.app == KERNEL_APP or spec.shared else spec.app

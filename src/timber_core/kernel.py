@@ -190,16 +190,6 @@ class Kernel:
         """Return the specs of the models app ``app`` owns, in schema order."""
         return [m for m in self.schema.models if m.app == app]
 
-    def create_tables(self) -> None:
-        """Create every missing table (the embedded default; PostgreSQL uses migrations)."""
-        with self.db.engine.connect() as conn:
-            if self.db.dialect == "sqlite":
-                # pysqlite commits each CREATE on its own (one fsync per table and index: seconds for
-                # hundreds of models); an explicit BEGIN makes it one transaction.
-                conn.exec_driver_sql("BEGIN")
-            self.metadata.create_all(conn, checkfirst=True)
-            conn.commit()
-
     def close(self) -> None:
         """Close the vector store (if opened) and dispose of the engine's connections."""
         try:
@@ -411,6 +401,6 @@ def initialize_timber(
     with _lock:
         previous, _kernel = _kernel, kernel
         context._set_default(app_name, _validator(apps))
-    if previous is not None and previous.db.engine is not db.engine:
+    if previous is not None:  # its engine is never the new one: each kernel makes its own
         previous.close()
     return kernel

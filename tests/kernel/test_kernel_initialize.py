@@ -11,7 +11,6 @@ from sqlalchemy import inspect, select
 import timber_core
 from timber_core.errors import ConfigurationError, IsolationError, NotFoundError, NotInitializedError, PluginError
 from timber_core.kernel import Kernel
-from timber_core.services.base import BaseService
 from timber_kernel_testing import GOOD_YAML
 
 pytestmark = pytest.mark.usefixtures("fresh_kernel")
@@ -177,21 +176,6 @@ def test_rows_get_uuid_ids_and_timestamps(tmp_path: Path) -> None:
         session.add(row)
         session.flush()
         assert len(row.id) == 36 and row.created_at is not None and row.updated_at is not None
-
-
-def test_base_service_get_model_uses_the_current_app(tmp_path: Path) -> None:
-    _init(tmp_path, app="grove")
-    service = BaseService()
-    assert service._get_model("ResearchReport") is timber_core.get_kernel().models["ResearchReport"]
-    with pytest.raises(IsolationError):
-        service._get_model("Order")
-
-
-def test_base_service_accepts_a_kernel_or_its_database(tmp_path: Path) -> None:
-    kernel = _init(tmp_path)
-    assert BaseService(kernel).db is kernel.db
-    assert BaseService(kernel.db).db is kernel.db
-    assert BaseService(kernel).kernel is kernel
 
 
 def test_services_are_reachable_by_name_and_built_on_first_use(

@@ -58,7 +58,7 @@ def test_services_after_a_dirty_transaction_use_the_real_tables_and_the_right_us
     one_connection: DatabaseManager, dbs: dict[str, DatabaseManager]
 ) -> None:
     pid = _dirty(one_connection)
-    sessions = SessionService(one_connection)
+    sessions = SessionService(db=one_connection)
     with app_context("canopy"):
         new = sessions.create_session(ALICE, "paper_trading")
         got = sorted(s.id for s in sessions.get_user_sessions(ALICE))
@@ -99,7 +99,7 @@ def test_session_level_settings_left_by_app_code_are_reset_for_the_next_transact
         conn.exec_driver_sql("SET row_security = off")
         conn.exec_driver_sql("SET DateStyle = 'SQL, DMY'")
         conn.exec_driver_sql("SET work_mem = '1GB'")
-    sessions = SessionService(one_connection)
+    sessions = SessionService(db=one_connection)
     with app_context("canopy"):
         # row_security = off would make every query on an RLS table fail ("query would be affected by ...").
         assert [s.id for s in sessions.get_user_sessions(ALICE) if s.id == "s-alice-canopy"] == ["s-alice-canopy"]
@@ -150,7 +150,7 @@ def test_a_table_lock_held_by_canopy_makes_groves_service_call_fail_with_lock_ti
 ) -> None:
     def grove_reads() -> None:
         with app_context("grove"):
-            SessionService(grove_fast).get_user_sessions(ALICE)
+            SessionService(db=grove_fast).get_user_sessions(ALICE)
 
     with app_context("canopy"), user_context(ALICE), dbs["canopy"].connection() as conn:
         conn.exec_driver_sql("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")

@@ -73,7 +73,7 @@ def test_an_app_still_reads_every_user(dbs: dict[str, DatabaseManager]) -> None:
 
 
 def test_the_user_service_creates_and_looks_up_users_as_an_app(dbs: dict[str, DatabaseManager]) -> None:
-    users = UserService(dbs["grove"])
+    users = UserService(db=dbs["grove"])
     with app_context("grove"):
         uid = users.create_user("carol@x", "carol")
         assert users.get_user(uid).email == "carol@x"
@@ -133,7 +133,7 @@ def test_setting_timber_app_does_not_open_another_apps_events(dbs: dict[str, Dat
 
 
 def test_the_tracker_service_reads_and_writes_the_apps_own_events(dbs: dict[str, DatabaseManager]) -> None:
-    tracker = TrackerService(dbs["grove"])
+    tracker = TrackerService(db=dbs["grove"])
     with app_context("grove"):
         eid = tracker.track_event(ALICE, "searched", {"q": "acme"})
         assert [e.id for e in tracker.get_user_events(ALICE, "searched")] == [eid]
@@ -178,7 +178,7 @@ def test_an_app_cannot_mark_another_users_notifications_read(dbs: dict[str, Data
 
 
 def test_the_notification_service_creates_and_marks_read_for_the_user(dbs: dict[str, DatabaseManager]) -> None:
-    notes = NotificationService(dbs["canopy"])
+    notes = NotificationService(db=dbs["canopy"])
     with app_context("canopy"):
         nid = notes.create_notification(BOB, "order_filled", "Filled")
         assert notes.mark_read(nid, BOB) is True

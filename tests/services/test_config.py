@@ -9,7 +9,6 @@ from timber_core.errors import ConfigurationError
 
 
 class CanopyLikeConfig(TimberConfig):
-    APP_NAME = "canopy"
     ENABLE_PAPER_TRADING = Setting("ENABLE_PAPER_TRADING", boolean, True)
 
 
@@ -46,7 +45,7 @@ def test_malformed_values_name_the_variable(env: dict[str, str], message: str) -
 
 def test_app_subclass_adds_its_own_settings() -> None:
     c = CanopyLikeConfig({"ENABLE_PAPER_TRADING": "off", "REDIS_URL": "redis://127.0.0.1:6379/0"})
-    assert (c.APP_NAME, c.ENABLE_PAPER_TRADING, c.REDIS_URL) == ("canopy", False, "redis://127.0.0.1:6379/0")
+    assert (c.ENABLE_PAPER_TRADING, c.REDIS_URL) == (False, "redis://127.0.0.1:6379/0")
     assert "ENABLE_PAPER_TRADING" in CanopyLikeConfig.settings() and "ENABLE_PAPER_TRADING" not in TimberConfig.settings()
 
 

@@ -70,6 +70,16 @@ def test_platform_is_not_an_app_context(sqlite_kernel: Any) -> None:
             pass
 
 
+def test_the_kernel_is_not_an_app_context(sqlite_kernel: Any) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        with app_context("timber"):
+            pass
+    assert str(err.value) == (
+        "app_context('timber') is not allowed: the kernel is not an app; use "
+        "timber_core.platform_context() for cross-app work"
+    )
+
+
 def test_disabled_app_cannot_be_entered(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import timber_core
 

@@ -108,11 +108,11 @@ def test_get_user_orders_returns_only_that_users_orders_newest_first(kernel: Ker
 
 
 @needs_services
-def test_order_service_built_on_the_database_like_the_design_document(kernel: Kernel) -> None:
+def test_order_service_built_with_the_kernel_creates_and_lists_orders(kernel: Kernel) -> None:
     from canopy.services.order_service import OrderService
 
     user_id = _user("ada@example.com", "ada")
-    service = OrderService(kernel.db)
+    service = OrderService(kernel)
     order_id = service.create_order(user_id, "AAPL", "market", 1, 10.0)
     assert [o.id for o in service.get_user_orders(user_id)] == [order_id]
 

@@ -122,3 +122,20 @@ def test_canopy_cannot_create_grove_reports(kernel: Kernel) -> None:
     with timber_core.app_context("canopy"), pytest.raises(IsolationError) as info:
         kernel.services["reports"].create_report(user_id, None, "Q3", "Text")
     assert "app 'canopy' may not use model 'ResearchReport'" in str(info.value)
+
+
+def test_grove_config_reads_the_report_length_limit_from_the_environment() -> None:
+    from grove.config import GroveConfig
+
+    assert (GroveConfig({}).MAX_REPORT_LENGTH, GroveConfig({"GROVE_MAX_REPORT_LENGTH": "10"}).MAX_REPORT_LENGTH) == (
+        50_000, 10)
+
+
+@needs_services
+def test_create_report_refuses_content_over_the_configured_limit_naming_the_setting(kernel: Kernel) -> None:
+    from timber_core.errors import ValidationError
+
+    user_id = _user("ada@example.com", "ada")
+    with pytest.raises(ValidationError) as info:
+        kernel.services["reports"].create_report(user_id, None, "Q3", "x" * 50_001)
+    assert str(info.value) == "create_report: content must be text of at most 50000 characters (GROVE_MAX_REPORT_LENGTH)"

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import text
 
+from .._roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
 from ..apps import KERNEL_APP
 from ..errors import ConfigurationError
-from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel

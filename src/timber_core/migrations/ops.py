@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 from .. import policies
-from .roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
+from .._roles import APPS_ROLE, OWNER_ROLE, PLATFORM_ROLE, app_role
 
 __all__ = [
     "ensure_kernel_roles",

@@ -22,9 +22,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from .._roles import app_role
 from ..apps import KERNEL_APP
 from ..errors import ConfigurationError
-from .roles import app_role
+from .ops import restrict_policy_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -168,7 +169,7 @@ def diff(source: Snapshot, target: Snapshot) -> list[Call]:
             calls.append(("restrict_types", (app, table, r["column"], list(r["types"]))))
     for table in source["restrict"]:
         if table not in target["restrict"] and table not in dropped:
-            calls.append(("drop_policy", (f"timber_{app}_types", table)))
+            calls.append(("drop_policy", (restrict_policy_name(app), table)))
     for name, p in target["policies"].items():
         if source["policies"].get(name) != p:
             old = source["policies"].get(name)

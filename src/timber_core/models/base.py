@@ -1,11 +1,11 @@
 """``db_manager``: the current kernel's database, importable before initialization.
 
     from timber_core.models.base import db_manager
-    order_service = OrderService(db_manager)
+    with db_manager.session_scope() as session: ...
 
 Every attribute is looked up on the kernel made by the last
-``initialize_timber`` at the time of use, so a module-level service keeps
-working when the kernel is re-initialized.
+``initialize_timber`` at the time of use. A module-level service needs none of
+it: ``OrderService()`` (no kernel) follows the current kernel the same way.
 """
 
 from __future__ import annotations

@@ -9,13 +9,12 @@ import heapq
 import os
 from collections.abc import Iterable
 
+from ..apps import KERNEL_APP
 from .spec import ColumnSpec, ModelFile, ModelSpec, SchemaProblem, TypeSpec, Where
 from .validate import parse_file
 from .yamlio import excerpt
 
 __all__ = ["Schema", "load_schema", "model_files"]
-
-KERNEL_APP = "timber"
 
 
 @dataclasses.dataclass

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..apps import KERNEL_APP
 from .spec import (
     ColumnSpec,
     IndexSpec,
@@ -32,8 +33,6 @@ _TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\)
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
 #: What an ``owned_by`` column must reference.
 USERS_ID = "users.id"
-#: The kernel's app name (``timber_core.apps.KERNEL_APP``, not imported: the schema package stays leaf).
-KERNEL_APP = "timber"
 
 #: Allowed column types and how many arguments each takes: (min, max).
 TYPES: dict[str, tuple[int, int]] = {

@@ -24,7 +24,7 @@ class OrderService(BaseService):
         One transaction: all three are committed together, or none is.
         """
         session_type = "paper_trading" if paper else "trading"
-        TradingSession = self._get_model("TradingSession")
+        TradingSession = self.get_model("TradingSession")
         with self.acting_for(user_id, "start_trading_session"), self.db.session_scope() as session:
             session_id = session_service.create_session(user_id, session_type, {"strategy": strategy})
             session.add(TradingSession(id=session_id, user_id=user_id, session_type=session_type,
@@ -48,7 +48,7 @@ class OrderService(BaseService):
                 raise ValidationError(f"create_order: price={price!r} is not a number") from None
             if price <= 0:
                 raise ValidationError(f"create_order: price must be positive, not {price}")
-        Order = self._get_model("Order")
+        Order = self.get_model("Order")
         self.check_user(user_id, "create_order")
         with self.db.session_scope() as session:
             order = Order(user_id=user_id, session_id=session_id, symbol=symbol.upper(), order_type=order_type,
@@ -62,7 +62,7 @@ class OrderService(BaseService):
 
         One transaction: the order is filled only if the notification is written too.
         """
-        Order = self._get_model("Order")
+        Order = self.get_model("Order")
         with self.acting_for(user_id, "fill_order"), self.db.session_scope() as session:
             order = session.query(Order).filter_by(id=order_id, user_id=user_id, status="pending").first()
             if order is None:
@@ -78,7 +78,7 @@ class OrderService(BaseService):
         """Return the user's orders, newest first, optionally of one status."""
         if status is not None and status not in STATUSES:
             raise ValidationError(f"get_user_orders: status={status!r}; use one of {', '.join(STATUSES)}")
-        Order = self._get_model("Order")
+        Order = self.get_model("Order")
         self.check_user(user_id, "get_user_orders")
         with self.db.session_scope() as session:
             query = session.query(Order).filter_by(user_id=user_id)

@@ -9,9 +9,9 @@ from timber_core.errors import ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
 
-__all__ = ["ReportService"]
+from grove.config import GroveConfig
 
-MAX_REPORT_LENGTH = 50_000
+__all__ = ["ReportService"]
 
 
 class ReportService(BaseService):
@@ -22,7 +22,7 @@ class ReportService(BaseService):
 
         One transaction: all three are committed together, or none is.
         """
-        ResearchSession = self._get_model("ResearchSession")
+        ResearchSession = self.get_model("ResearchSession")
         with self.acting_for(user_id, "start_research"), self.db.session_scope() as session:
             session_id = session_service.create_session(user_id, "research", {"symbol": symbol})
             session.add(ResearchSession(id=session_id, user_id=user_id, symbol=symbol, notes=notes))
@@ -34,9 +34,11 @@ class ReportService(BaseService):
         """Create an unpublished report and return its id."""
         if not isinstance(title, str) or not title.strip() or len(title) > 255:
             raise ValidationError("create_report: title must be non-empty text of at most 255 characters")
-        if not isinstance(content, str) or len(content) > MAX_REPORT_LENGTH:
-            raise ValidationError(f"create_report: content must be text of at most {MAX_REPORT_LENGTH} characters")
-        Report = self._get_model("ResearchReport")
+        limit = GroveConfig.load().MAX_REPORT_LENGTH
+        if not isinstance(content, str) or len(content) > limit:
+            raise ValidationError(f"create_report: content must be text of at most {limit} characters "
+                                  f"(GROVE_MAX_REPORT_LENGTH)")
+        Report = self.get_model("ResearchReport")
         self.check_user(user_id, "create_report")
         with self.db.session_scope() as session:
             report = Report(user_id=user_id, session_id=session_id, title=title, content=content, is_published=False)
@@ -49,7 +51,7 @@ class ReportService(BaseService):
 
         One transaction: the report is published only if the notification is written too.
         """
-        Report = self._get_model("ResearchReport")
+        Report = self.get_model("ResearchReport")
         with self.acting_for(user_id, "publish_report"), self.db.session_scope() as session:
             report = session.query(Report).filter_by(id=report_id, user_id=user_id).first()
             if report is None:
@@ -64,7 +66,7 @@ class ReportService(BaseService):
 
     def get_user_reports(self, user_id: str, published_only: bool = False) -> list[Any]:
         """Return the user's reports, newest first."""
-        Report = self._get_model("ResearchReport")
+        Report = self.get_model("ResearchReport")
         self.check_user(user_id, "get_user_reports")
         with self.db.session_scope() as session:
             query = session.query(Report).filter_by(user_id=user_id)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..context import PLATFORM
-from ..errors import ConfigurationError
+from .context import PLATFORM
+from .errors import ConfigurationError
 
 __all__ = ["OWNER_ROLE", "APPS_ROLE", "PLATFORM_ROLE", "ROLE_PREFIX", "app_role", "context_role"]
 
