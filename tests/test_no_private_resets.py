@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRIVATE_STATE = re.compile(
     r"\._kernel\b|\b_cache\.clear\(|TimberConfig\._cache\b|\b_set_default\b|\b_default_app\b"
     r"|\b_discovered\b|\b_reset_discovery\b|\bcontext\._validator\b"
+    r"""|setattr\(.*["'](?:_kernel|_cache|_default_app|_validator|_discovered)["']"""
 )
 
 
