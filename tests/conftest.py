@@ -73,6 +73,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "the tests changed the working tree; new paths:\n" + "\n".join(f"  {p}" for p in new)
         if reporter is not None:
+            reporter.write_line("")
             reporter.write_sep("=", "working tree changed", red=True)
             reporter.write_line(message)
         else:
