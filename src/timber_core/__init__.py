@@ -1,7 +1,7 @@
 """Timber: one kernel, many apps, each seeing only its own data.
 
 The public API is small: :func:`initialize_timber`, :func:`get_model`,
-:data:`hookimpl`, :func:`app_context`, :func:`platform_context`, :func:`user_context`,
+:func:`shutdown`, :data:`hookimpl`, :func:`app_context`, :func:`platform_context`, :func:`user_context`,
 :func:`bind_context` / :func:`submit_in_context` / :class:`ContextThreadPoolExecutor` (carry the
 context into threads) and ``__version__``. Importing this package is cheap: SQLAlchemy is imported only
 when the kernel is initialized.
@@ -30,6 +30,7 @@ __all__ = [
     "initialize_timber",
     "get_model",
     "get_kernel",
+    "shutdown",
     "hookimpl",
     "app_context",
     "platform_context",
@@ -71,3 +72,14 @@ def get_kernel() -> Kernel:
     from .kernel import get_kernel as _get
 
     return _get()
+
+
+def shutdown() -> None:
+    """Close the current kernel (if any) and forget every process-level state, so the next
+    ``initialize_timber`` starts clean: default app context, configuration, CLI discovery.
+
+    See :func:`timber_core.kernel.shutdown`; the reset tests use (docs/testing.md).
+    """
+    from .kernel import shutdown as _shutdown
+
+    _shutdown()

@@ -35,6 +35,12 @@ def _apps() -> AppRegistry:
     return _discovered[0]
 
 
+def _reset_discovery() -> None:
+    """Forget the apps discovered so far; the next command discovers them again (``timber_core.shutdown()``)."""
+    global _discovered
+    _discovered = None
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731

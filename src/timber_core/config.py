@@ -170,6 +170,15 @@ class TimberConfig:
             TimberConfig._cache[cls] = cls()
         return TimberConfig._cache[cls]
 
+    @classmethod
+    def clear_cache(cls) -> None:
+        """Forget every class's loaded configuration: the next ``load()`` reads the environment again.
+
+        ``timber_core.shutdown()`` calls it; call it directly after changing the environment
+        while a kernel stays open.
+        """
+        TimberConfig._cache.clear()
+
     def as_dict(self) -> dict[str, Any]:
         """Return every setting's value by attribute name."""
         return dict(self._values)

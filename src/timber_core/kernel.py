@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,7 +26,7 @@ from .schema import Schema
 from .schema.build import build_models
 from .schema.spec import ModelSpec, SchemaProblem, Where
 
-__all__ = ["Kernel", "initialize_timber", "get_kernel"]
+__all__ = ["Kernel", "initialize_timber", "get_kernel", "shutdown"]
 
 log = logging.getLogger("timber")
 
@@ -219,6 +220,29 @@ def get_kernel() -> Kernel:
             "before using models or services"
         )
     return _kernel
+
+
+def shutdown() -> None:
+    """Close the current kernel (if any) and forget every process-level state Timber keeps.
+
+    After it, the process is as if no ``initialize_timber`` had run: ``get_kernel()`` raises
+    NotInitializedError, there is no default app context, the configuration is read from the
+    environment again on next use, the CLI discovers the apps again, and the shared service
+    singletons (``timber_core.services.persistence``), which look the kernel up at each call,
+    refuse until the next ``initialize_timber``. Safe to call at any time, also twice; the
+    public way for tests to start clean (docs/testing.md).
+    """
+    global _kernel
+    with _lock:
+        previous, _kernel = _kernel, None
+        context._set_default(None, None)
+    TimberConfig.clear_cache()
+    # Only a CLI already imported holds a discovery; importing it here would cost click.
+    cli = sys.modules.get("timber_core.cli")
+    if cli is not None:
+        cli._reset_discovery()
+    if previous is not None:
+        previous.close()
 
 
 def _validator(apps: AppRegistry) -> Any:

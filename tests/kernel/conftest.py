@@ -36,12 +36,9 @@ def install_fixture(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
 def fresh_kernel() -> Iterator[None]:
     """Forget the process's kernel after the test, closing its connections."""
     yield
-    from timber_core import context, kernel
+    import timber_core
 
-    if kernel._kernel is not None:
-        kernel._kernel.close()
-    kernel._kernel = None
-    context._set_default(None, None)
+    timber_core.shutdown()
 
 
 @pytest.fixture

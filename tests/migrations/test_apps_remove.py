@@ -56,7 +56,7 @@ def installed(monkeypatch: pytest.MonkeyPatch, offline_model_dir: str) -> Iterat
     for name in ("TIMBER_EMBEDDING_MODELS", "QDRANT_URL", "ENABLE_VECTOR_SEARCH", "TIMBER_APP"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.syspath_prepend(str(REMOVE_ME))
-    monkeypatch.setattr(cli_module, "_discovered", None)  # the CLI discovers the apps once per process
+    timber_core.shutdown()  # the CLI discovers the apps once per process: forget the discovery
     yield
 
 
@@ -73,7 +73,7 @@ def sqlite_url(tmp_path: Path, installed: None) -> str:
 
 
 def start(url: str, app: str = "canopy") -> Any:
-    TimberConfig._cache.clear()
+    TimberConfig.clear_cache()
     return timber_core.initialize_timber(app, database_url=url, create_tables=True)
 
 
@@ -349,7 +349,7 @@ def test_removal_is_refused_while_another_app_depends_on_it(url: str, case: str,
 
 def test_an_app_without_revisions_has_its_tables_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(PLUGINS / "journal"))
-    monkeypatch.setattr(cli_module, "_discovered", None)
+    timber_core.shutdown()
     url = f"sqlite:///{tmp_path}/timber.db"
     kernel = start(url, "journal")
     try:

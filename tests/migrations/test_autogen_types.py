@@ -65,10 +65,7 @@ def new_database(tmp_path: Path) -> Iterator[NewDatabase]:
         return base.set(database=name).render_as_string(hide_password=False)
 
     yield new
-    from timber_core import kernel as _k
-
-    if _k._kernel is not None:
-        _k._kernel.close()
+    timber_core.shutdown()
     if admin is not None:
         with admin.connect() as conn:
             for name in made:

@@ -66,10 +66,9 @@ def pg_database() -> Iterator[URL]:
     try:
         yield base.set(database=name)
     finally:
-        from timber_core import kernel as _k
+        import timber_core
 
-        if _k._kernel is not None:
-            _k._kernel.close()
+        timber_core.shutdown()  # a kernel still connected would keep the database busy
         with server.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()

@@ -324,10 +324,7 @@ def test_migrate_command_on_an_empty_database_as_the_admin(pg_database: URL) -> 
         assert (result.exit_code, result.output) == (0, "downgraded app 'grove' to base\n")
         assert versions(other) == ["canopy_0002", "timber_0003"]
     finally:
-        from timber_core import kernel as _k
-
-        if _k._kernel is not None:
-            _k._kernel.close()
+        timber_core.shutdown()
         with server.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{other.database}" WITH (FORCE)'))
         server.dispose()

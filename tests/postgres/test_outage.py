@@ -34,7 +34,7 @@ LOST = ("timber: lost the connection to the database {url}: {reason}; "
 def kernel(migrated: URL) -> Iterator[Any]:
     from timber_core.config import TimberConfig
 
-    TimberConfig._cache.clear()
+    TimberConfig.clear_cache()
     kernel = timber_core.initialize_timber("grove", database_url=migrated)
     try:
         yield kernel

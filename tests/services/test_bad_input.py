@@ -96,10 +96,12 @@ def test_bad_arguments_raise_a_clear_error_and_write_nothing(kernel: Any, alice:
     _nothing_written(alice)
 
 
-def test_services_before_initialization_raise_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from timber_core import kernel as k
+def test_services_before_initialization_raise_a_clear_error() -> None:
+    import timber_core
     from timber_core.errors import NotInitializedError
 
-    monkeypatch.setattr(k, "_kernel", None)
-    with pytest.raises(NotInitializedError, match=r"Timber is not initialized: call timber_core.initialize_timber\(app_name=...\)"):
+    timber_core.shutdown()  # as in a fresh process
+    with pytest.raises(NotInitializedError) as err:
         session_service.get_user_sessions("u-1")
+    assert str(err.value) == ("no app context: call timber_core.initialize_timber(app_name=...) first, "
+                              "or run the code inside timber_core.app_context('<app>')")

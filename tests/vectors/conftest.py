@@ -95,7 +95,7 @@ def start(url: str, app: str = "grove") -> Any:
     import timber_core
     from timber_core.config import TimberConfig
 
-    TimberConfig._cache.clear()  # read the environment the test just set
+    TimberConfig.clear_cache()  # read the environment the test just set
     return timber_core.initialize_timber(app, database_url=url, create_tables=True)
 
 

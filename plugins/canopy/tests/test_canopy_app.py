@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import decimal
-import importlib.util
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 import timber_core
 from timber_core.errors import IsolationError
 from timber_core.kernel import Kernel
+from timber_core.testing import assert_refused_across_apps
 
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
-
-
-_SERVICES_READY = all(_importable(m) for m in ("canopy.services.order_service", "timber_core.services.persistence"))
-needs_services = pytest.mark.skipif(
-    not _SERVICES_READY,
-    reason="canopy.services.order_service / timber_core.services.persistence are not merged yet",
-)
+pytestmark = pytest.mark.timber_app("canopy")
 
 
 @pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kernel]:
-    for name in ("TIMBER_APPS", "TIMBER_DISABLE_APPS", "DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    k = timber_core.initialize_timber("canopy", database_url=f"sqlite:///{tmp_path / 'canopy.db'}")
-    yield k
-    from timber_core import context
-    from timber_core import kernel as kernel_module
-
-    k.close()
-    kernel_module._kernel = None
-    context._set_default(None, None)
-
-
-def _user(email: str, username: str) -> str:
-    from timber_core.services.persistence import user_service
-
-    return str(user_service.create_user(email, username))
+def kernel(timber_kernel: Kernel) -> Kernel:
+    """The Canopy kernel of ``timber_core.testing``, on a fresh SQLite or PostgreSQL database."""
+    return timber_kernel
 
 
 def test_canopy_owns_trading_and_paper_trading(kernel: Kernel) -> None:
@@ -69,16 +43,14 @@ def test_order_notes_are_declared_for_vector_search(kernel: Kernel) -> None:
     assert vs is not None and (vs.enabled, vs.content_field) == (True, "notes")
 
 
-@needs_services
-def test_create_order_returns_the_new_orders_id(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_create_order_returns_the_new_orders_id(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     order_id = kernel.services["orders"].create_order(user_id, "AAPL", "market", 10, 150.25)
     assert isinstance(order_id, str) and len(order_id) == 36
 
 
-@needs_services
-def test_get_user_orders_returns_the_created_order_pending(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_get_user_orders_returns_the_created_order_pending(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     orders = kernel.services["orders"]
     order_id = orders.create_order(user_id, "AAPL", "market", 10, 150.25, notes="earnings beat")
     (order,) = orders.get_user_orders(user_id)
@@ -88,18 +60,16 @@ def test_get_user_orders_returns_the_created_order_pending(kernel: Kernel) -> No
     assert order.price == decimal.Decimal("150.25")
 
 
-@needs_services
-def test_get_user_orders_filters_by_status(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_get_user_orders_filters_by_status(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     orders = kernel.services["orders"]
     orders.create_order(user_id, "MSFT", "limit", 5, 300.0)
     assert orders.get_user_orders(user_id, status="filled") == []
     assert [o.symbol for o in orders.get_user_orders(user_id, status="pending")] == ["MSFT"]
 
 
-@needs_services
-def test_get_user_orders_returns_only_that_users_orders_newest_first(kernel: Kernel) -> None:
-    ada, bob = _user("ada@example.com", "ada"), _user("bob@example.com", "bob")
+def test_get_user_orders_returns_only_that_users_orders_newest_first(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    ada, bob = make_user("ada@example.com", "ada"), make_user("bob@example.com", "bob")
     orders = kernel.services["orders"]
     first = orders.create_order(ada, "AAPL", "market", 1, 1.0)
     second = orders.create_order(ada, "TSLA", "market", 2, 2.0)
@@ -107,19 +77,23 @@ def test_get_user_orders_returns_only_that_users_orders_newest_first(kernel: Ker
     assert [o.id for o in orders.get_user_orders(ada)] == [second, first]
 
 
-@needs_services
-def test_order_service_built_on_the_database_like_the_design_document(kernel: Kernel) -> None:
+def test_order_service_built_on_the_database_like_the_design_document(kernel: Kernel, make_user: Callable[..., str]) -> None:
     from canopy.services.order_service import OrderService
 
-    user_id = _user("ada@example.com", "ada")
+    user_id = make_user("ada@example.com", "ada")
     service = OrderService(kernel.db)
     order_id = service.create_order(user_id, "AAPL", "market", 1, 10.0)
     assert [o.id for o in service.get_user_orders(user_id)] == [order_id]
 
 
-@needs_services
-def test_grove_cannot_create_canopy_orders(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_grove_cannot_create_canopy_orders(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     with timber_core.app_context("grove"), pytest.raises(IsolationError) as info:
         kernel.services["orders"].create_order(user_id, "AAPL", "market", 1, 10.0)
     assert "app 'grove' may not use model 'Order' (table 'orders'): it is private to app 'canopy'" in str(info.value)
+
+
+def test_no_other_app_may_read_canopy_orders(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user()
+    kernel.services["orders"].create_order(user_id, "AAPL", "market", 1, 10.0)
+    assert_refused_across_apps(kernel.services["orders"].get_user_orders, user_id, owner="canopy")

@@ -1,9 +1,6 @@
-"""Canopy's ``timber canopy-orders`` command, run with click's CliRunner on a real SQLite database."""
+"""Canopy's ``timber canopy-orders`` command, run with click's CliRunner on a real database (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import pytest
@@ -13,20 +10,15 @@ import timber_core
 
 
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated SQLite database named by DATABASE_URL, as the ``timber`` command reads it."""
+def database(timber_database_url: str, timber_kernel_factory: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's database (``timber_core.testing``), named by DATABASE_URL as the ``timber`` command reads it.
+
+    ``timber_kernel_factory`` is requested for its teardown: ``timber_core.shutdown()``.
+    """
     for name in ("TIMBER_APPS", "TIMBER_DISABLE_APPS", "TIMBER_APP"):
         monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'canopy.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield url
-    from timber_core import context
-    from timber_core import kernel as kernel_module
-
-    if kernel_module._kernel is not None:
-        kernel_module._kernel.close()
-    kernel_module._kernel = None
-    context._set_default(None, None)
+    monkeypatch.setenv("DATABASE_URL", timber_database_url)
+    return timber_database_url
 
 
 @pytest.fixture
@@ -43,7 +35,7 @@ def _orders(url: str) -> tuple[str, str, str]:
     """Ada with a pending AAPL order and a filled TSLA order (in that order), Bob with one; return the ids."""
     from timber_core.services.persistence import user_service
 
-    kernel = timber_core.initialize_timber("canopy", database_url=url)
+    kernel = timber_core.initialize_timber("canopy", database_url=url, create_tables=True)
     ada = user_service.create_user("ada@example.com", "ada")
     bob = user_service.create_user("bob@example.com", "bob")
     orders = kernel.services["orders"]

@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 import timber_core
 from timber_core.errors import IsolationError
 from timber_core.kernel import Kernel
+from timber_core.testing import assert_refused_across_apps
 
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
-
-
-_SERVICES_READY = all(_importable(m) for m in ("grove.services.report_service", "timber_core.services.persistence"))
-needs_services = pytest.mark.skipif(
-    not _SERVICES_READY,
-    reason="grove.services.report_service / timber_core.services.persistence are not merged yet",
-)
+pytestmark = pytest.mark.timber_app("grove")
 
 
 @pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kernel]:
-    for name in ("TIMBER_APPS", "TIMBER_DISABLE_APPS", "DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    k = timber_core.initialize_timber("grove", database_url=f"sqlite:///{tmp_path / 'grove.db'}")
-    yield k
-    from timber_core import context
-    from timber_core import kernel as kernel_module
-
-    k.close()
-    kernel_module._kernel = None
-    context._set_default(None, None)
-
-
-def _user(email: str, username: str) -> str:
-    from timber_core.services.persistence import user_service
-
-    return str(user_service.create_user(email, username))
+def kernel(timber_kernel: Kernel) -> Kernel:
+    """The Grove kernel of ``timber_core.testing``, on a fresh SQLite or PostgreSQL database."""
+    return timber_kernel
 
 
 def _research_session(kernel: Kernel, user_id: str) -> str:
@@ -74,9 +48,8 @@ def test_research_session_notes_are_declared_for_vector_search(kernel: Kernel) -
     assert vs is not None and (vs.enabled, vs.content_field) == (True, "notes")
 
 
-@needs_services
-def test_create_report_returns_the_new_reports_id_unpublished(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_create_report_returns_the_new_reports_id_unpublished(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     session_id = _research_session(kernel, user_id)
     report_id = kernel.services["reports"].create_report(user_id, session_id, "Q3 margins", "Margins grew.")
     assert isinstance(report_id, str) and len(report_id) == 36
@@ -86,9 +59,8 @@ def test_create_report_returns_the_new_reports_id_unpublished(kernel: Kernel) ->
         assert (report.is_published, report.published_at) == (False, None)
 
 
-@needs_services
-def test_publish_report_sets_is_published_and_published_at(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_publish_report_sets_is_published_and_published_at(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     reports = kernel.services["reports"]
     report_id = reports.create_report(user_id, _research_session(kernel, user_id), "Q3", "Text")
     before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -100,9 +72,8 @@ def test_publish_report_sets_is_published_and_published_at(kernel: Kernel) -> No
         assert before - dt.timedelta(seconds=1) <= published_at <= dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-@needs_services
-def test_publish_report_of_another_user_returns_false_and_changes_nothing(kernel: Kernel) -> None:
-    ada, bob = _user("ada@example.com", "ada"), _user("bob@example.com", "bob")
+def test_publish_report_of_another_user_returns_false_and_changes_nothing(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    ada, bob = make_user("ada@example.com", "ada"), make_user("bob@example.com", "bob")
     reports = kernel.services["reports"]
     report_id = reports.create_report(ada, _research_session(kernel, ada), "Q3", "Text")
     assert reports.publish_report(report_id, bob) is False
@@ -110,15 +81,19 @@ def test_publish_report_of_another_user_returns_false_and_changes_nothing(kernel
         assert session.get(kernel.models["ResearchReport"], report_id).is_published is False
 
 
-@needs_services
-def test_publish_report_of_an_unknown_report_returns_false(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_publish_report_of_an_unknown_report_returns_false(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     assert kernel.services["reports"].publish_report("00000000-0000-0000-0000-000000000000", user_id) is False
 
 
-@needs_services
-def test_canopy_cannot_create_grove_reports(kernel: Kernel) -> None:
-    user_id = _user("ada@example.com", "ada")
+def test_canopy_cannot_create_grove_reports(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user("ada@example.com", "ada")
     with timber_core.app_context("canopy"), pytest.raises(IsolationError) as info:
         kernel.services["reports"].create_report(user_id, None, "Q3", "Text")
     assert "app 'canopy' may not use model 'ResearchReport'" in str(info.value)
+
+
+def test_no_other_app_may_publish_grove_reports(kernel: Kernel, make_user: Callable[..., str]) -> None:
+    user_id = make_user()
+    report_id = kernel.services["reports"].create_report(user_id, _research_session(kernel, user_id), "Q3", "Text")
+    assert_refused_across_apps(kernel.services["reports"].publish_report, report_id, user_id, owner="grove")
