@@ -7,7 +7,10 @@ test does), and run ``timber`` and the app's untouched tests there, on SQLite an
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from tests._throwaway_env import base_env, make_env, require_build_backend
 from timber_core import scaffold
 from timber_core.cli import cli
 
+ROOT = Path(__file__).resolve().parents[2]
 APP = "tally"
 
 #: Every file ``timber new-app tally`` writes, relative to the app's directory.
@@ -146,3 +150,18 @@ def test_new_app_leaves_nothing_behind_when_it_fails_midway(tmp_path: Path, monk
     assert (result.exit_code, result.stderr) == (
         1, "Error: could not write the initial migration: `timber migrate` failed: the disk is full\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_wheel_of_timber_core_ships_every_template(tmp_path: Path) -> None:
+    require_build_backend()
+    source = tmp_path / "timber-core"
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("timber_core-*.whl")
+    templates = source / "src" / "timber_core" / "scaffold_templates"
+    wanted = sorted(f"timber_core/scaffold_templates/{p.relative_to(templates)}" for p in templates.rglob("*.tmpl"))
+    shipped = sorted(n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("timber_core/scaffold_templates/"))
+    assert (len(wanted), shipped) == (8, wanted)
