@@ -357,6 +357,24 @@ def check() -> None:
     click.echo(f"timber check: ok ({len(loaded)} apps: {', '.join(loaded) or 'none'})")
 
 
+@cli.command("new-app")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Create the app in DIR/NAME (default: ./timber-NAME).")
+@click.option("--session-type", default=None, help="The type of its shared sessions rows (default: NAME).")
+def new_app_cmd(name: str, parent: str | None, session_type: str | None) -> None:
+    """Generate app NAME's distribution: entry point, hooks, models, service, command, initial migration, tests."""
+    from ._cli_support import CommandError
+    from .scaffold import ScaffoldError, new_app
+
+    try:
+        path = new_app(name, parent, session_type=session_type)
+    except ScaffoldError as exc:
+        raise CommandError(str(exc), exc) from None
+    click.echo(f"created app {name!r} in {path}\nnext: pip install -e {path} && timber migrate; "
+               f"its tests: cd {path} && pytest")
+
+
 @contextmanager
 def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
     """Run the block with a kernel initialized as ``app_name``; close it when the block ends.

@@ -12,20 +12,19 @@ The new app is installed for real (``pip install -e``) into a throwaway virtual 
 test's directory, which sees the test environment's packages through a ``.pth`` file: nothing is
 downloaded (``PIP_NO_INDEX``) and the test environment itself is not changed. ``timber``, ``pip`` and
 ``pytest`` in that environment are small scripts running the test environment's modules with the
-throwaway interpreter.
+throwaway interpreter (tests/_throwaway_env.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests._throwaway_env import base_env, make_env, require_build_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -36,10 +35,6 @@ _FILE = re.compile(r"^#\s*file:\s*(\S+)\s*$")
 
 #: Shell variables that describe the shell itself, not the reader's environment.
 _SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_"}
-
-#: Console scripts of the throwaway environment: name -> (module, function).
-_SCRIPTS = {"timber": ("timber_core.cli", "main"), "pip": ("pip._internal.cli.main", "main"),
-            "pytest": ("pytest", "console_main")}
 
 
 @dataclass(frozen=True)
@@ -90,41 +85,6 @@ def parse(markdown: str) -> list[Block]:
     return blocks
 
 
-def _throwaway_env(where: Path) -> Path:
-    """Create a virtual environment at ``where`` seeing this one's packages; return its bin directory."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
-    python = where / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    ours = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
-    # addsitedir (unlike a plain path line) also runs this environment's .pth files: its editable installs.
-    Path(purelib, "_timber_tutorial_parent.pth").write_text(
-        "".join(f"import site; site.addsitedir({p!r})\n" for p in ours), encoding="utf-8")
-    for name, (module, function) in _SCRIPTS.items():
-        script = where / "bin" / name
-        script.write_text(f"#!{python}\nimport sys\nfrom {module} import {function}\nsys.exit({function}())\n",
-                          encoding="utf-8")
-        script.chmod(0o755)
-    return where / "bin"
-
-
-def _base_env(bin_dir: Path, home: Path, database_url: str | None) -> dict[str, str]:
-    drop = {"DATABASE_URL", "TIMBER_APPS", "TIMBER_DISABLE_APPS", "TIMBER_APP", "TIMBER_DEBUG",
-            "TIMBER_EMBEDDING_MODEL_PATH", "PYTHONPATH", "VIRTUAL_ENV"}
-    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PIP_")}
-    env.update({
-        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        "VIRTUAL_ENV": str(bin_dir.parent),
-        "TIMBER_HOME": str(home),
-        # No network: pip finds everything installed already (or fails), builds without isolation.
-        "PIP_NO_INDEX": "1", "PIP_NO_DEPS": "1", "PIP_NO_BUILD_ISOLATION": "0",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1",
-    })
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
-
-
 def _expect(block: Block, output: str) -> None:
     """Check that, for each line of ``block`` in order, a later line of ``output`` begins with it."""
     got = output.splitlines()
@@ -138,27 +98,14 @@ def _expect(block: Block, output: str) -> None:
                         f"  {wanted}\nit printed:\n{output}")
 
 
-def _require_build_backend() -> None:
-    """Fail (never skip: CI must run this) unless setuptools can build the app with no network."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        found = version("setuptools")
-    except PackageNotFoundError:
-        found = "none"
-    if found == "none" or tuple(int(p) for p in found.split(".")[:2]) < (70, 1):
-        pytest.fail(f"the tutorial's `pip install -e` builds without isolation (offline) and needs setuptools>=70.1 "
-                    f"in the test environment, found {found}: pip install 'setuptools>=70.1' (TEST_TOOLS in noxfile.py)")
-
-
 def run_tutorial(workdir: Path, database_url: str | None) -> None:
     """Run every block of the tutorial in ``workdir``, failing at the first block that does not do what it says."""
-    _require_build_backend()
+    require_build_backend()
     blocks = parse(TUTORIAL.read_text(encoding="utf-8"))
-    bin_dir = _throwaway_env(workdir / "venv")
+    bin_dir = make_env(workdir / "venv")
     project = workdir / "project"
     project.mkdir()
-    env = _base_env(bin_dir, project / ".timber", database_url)
+    env = base_env(bin_dir, project / ".timber", database_url)
     cwd, state = project, workdir / "shell-state"
     output: str | None = None
     for block in blocks:
