@@ -14,6 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+import timber_core
+
 from timber_kernel_testing import GOOD_YAML
 
 Invoke = Callable[..., Result]
@@ -26,13 +28,13 @@ def timber(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     """Invoke the module's own ``cli`` group (as imported) with ARGS; discovery forgotten before and after."""
     from timber_core import cli as cli_module
 
-    cli_module._reset_discovery()
+    timber_core.shutdown()
 
     def invoke(*args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(cli_module.cli, list(args), input=input, catch_exceptions=False)
 
     yield invoke
-    cli_module._reset_discovery()
+    timber_core.shutdown()
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_the_group_holds_the_kernel_and_app_commands_at_import() -> None:
     from timber_core.cli import cli
 
     assert {"apps", "models", "check", "migrate", "downgrade", "create-migration", "migrations", "doctor",
-            "vectors", "canopy-orders"} <= set(cli.commands)
+            "vectors", "new-app", "canopy-orders"} <= set(cli.list_commands(click.Context(cli)))
 
 
 def test_an_app_command_from_a_fixture_plugin_runs_in_process(timber: Invoke, install_fixture: Callable) -> None:
@@ -66,15 +68,13 @@ def test_an_app_command_from_a_fixture_plugin_runs_in_process(timber: Invoke, in
     assert (result.exit_code, result.output) == (0, "hello from journal\n")
 
 
-def test_reset_discovery_drops_the_commands_of_an_app_no_longer_installed(
+def test_shutdown_drops_the_commands_of_an_app_no_longer_installed(
     timber: Invoke, install_fixture: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from timber_core import cli as cli_module
-
     install_fixture("journal")
     assert timber("journal-hello").exit_code == 0
     monkeypatch.setenv("TIMBER_DISABLE_APPS", "journal")
-    cli_module._reset_discovery()
+    timber_core.shutdown()
     result = timber("journal-hello")
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, "Error: No such command 'journal-hello'.")
 

@@ -24,8 +24,6 @@ APPLE = "Apple into earnings"
 def timber(model_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     """``timber`` in-process on a migrated SQLite file holding one research session (its index work pending)."""
     from timber_core import cli as cli_module
-    from timber_core import context
-    from timber_core import kernel as kernel_module
     from timber_core.services.persistence import user_service
 
     url = f"sqlite:///{tmp_path / 'timber.db'}"
@@ -36,13 +34,10 @@ def timber(model_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     with timber_core.app_context("grove"):
         k.services["reports"].start_research(ada, "AAPL", APPLE)
     k.close()
-    cli_module._reset_discovery()
+    timber_core.shutdown()
     yield lambda *args: CliRunner().invoke(cli_module.cli, list(args), catch_exceptions=False)
-    cli_module._reset_discovery()
-    if kernel_module._kernel is not None:
-        kernel_module._kernel.close()
-    kernel_module._kernel = None
-    context._set_default(None, None)
+    timber_core.shutdown()
+    timber_core.shutdown()
 
 
 def test_sync_applies_the_pending_work(timber: Invoke) -> None:
@@ -119,7 +114,7 @@ def test_vector_commands_refuse_when_vector_search_is_off(timber: Invoke, monkey
     from timber_core.config import TimberConfig
 
     monkeypatch.setenv("ENABLE_VECTOR_SEARCH", "false")
-    TimberConfig._cache.clear()
+    TimberConfig.clear_cache()
     result = timber("vectors", "sync")
     assert (result.exit_code, result.output) == (
         1, "Error: vector search is disabled (ENABLE_VECTOR_SEARCH=false); nothing to do\n")

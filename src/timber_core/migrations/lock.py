@@ -104,16 +104,25 @@ def _file_lock(db: DatabaseManager, path: str, timeout: float, on_wait: Callable
             on_wait(_waiting(db, lock, timeout))
             if not acquire(fd, deadline=time.monotonic() + timeout):
                 raise _gave_up(db, lock, timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # One fixed-width write, no truncate: a waiter never reads the file empty in between.
+        os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 def _describe_file(fd: int, path: str) -> str:
-    """Name the lock file and, when it says, the pid holding it."""
-    holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    """Name the lock file and, when it says, the pid holding it.
+
+    A holder writes its pid right after taking the lock: a new file read in between is
+    empty, so read again for a moment before naming no pid.
+    """
+    deadline = time.monotonic() + 0.5
+    while True:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if holder.isdigit() or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
     return f"lock {path}, held by pid {holder}" if holder.isdigit() else f"lock {path}"
 
 
