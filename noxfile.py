@@ -53,6 +53,7 @@ CLI_MODULES = {
 CLI_TESTS = [
     "tests/kernel/test_cli_inprocess.py", "tests/kernel/test_kernel_cli.py", "tests/kernel/test_app_kernel.py",
     "tests/migrations/test_sqlite_migrations.py", "tests/vectors/test_vector_commands.py",
+    "tests/kernel/test_new_app.py",
 ]
 
 
