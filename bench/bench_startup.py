@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Start-up benchmark for Timber (issue 2). Not a test: run it, read it, copy the figures to docs/performance.md.
 
-(a) ``timber apps list`` wall time beside ``python -c "import importlib.metadata"`` and beside
+(a) ``timber apps list`` wall time (with an existing TIMBER_HOME, and without one) beside
+    ``python -c "import importlib.metadata"`` and beside
     ``datasette plugins`` (datasette in a throwaway venv under /tmp, created if missing),
     medians of interleaved runs.
 (b) ``initialize_timber`` on 10/25/50 generated apps x 10 models (fake installed distributions),
@@ -53,26 +54,35 @@ def _datasette() -> tuple[list[str] | None, str]:
 
 
 def bench_cli(runs: int, with_datasette: bool) -> dict[str, float | str]:
+    """Median wall times. ``timber apps list`` runs twice over: with an existing TIMBER_HOME, where
+    unchanged model files validated once are not validated again (the usual case once Timber has
+    been used there), and with TIMBER_HOME absent, where every run validates them."""
     env = dict(os.environ)
+    scratch = Path(tempfile.mkdtemp(prefix="timber-bench-startup-"))
+    (scratch / "home").mkdir()
+    warm = {**env, "TIMBER_HOME": str(scratch / "home")}
+    cold = {**env, "TIMBER_HOME": str(scratch / "absent")}
     timber = Path(sys.executable).with_name("timber")
     timber_cmd = [str(timber), "apps", "list"] if timber.exists() else [
         sys.executable, "-c", "import sys; sys.argv[0]='timber'; from timber_core.cli import main; main()", "apps", "list"]
-    commands: dict[str, list[str]] = {
-        "python -c 'import importlib.metadata'": [sys.executable, "-c", "import importlib.metadata"],
-        "timber apps list": timber_cmd,
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        "python -c 'import importlib.metadata'": ([sys.executable, "-c", "import importlib.metadata"], env),
+        "timber apps list": (timber_cmd, warm),
+        "timber apps list (no TIMBER_HOME)": (timber_cmd, cold),
     }
     note = "datasette: not requested"
     if with_datasette:
         ds, note = _datasette()
         if ds is not None:
-            commands["datasette plugins"] = ds
+            commands["datasette plugins"] = (ds, env)
     print(note)
-    for cmd in commands.values():  # warm the OS caches and .pyc files
-        _wall(cmd, env)
+    for cmd, cmd_env in commands.values():  # warm the OS caches and .pyc files (and TIMBER_HOME's record)
+        _wall(cmd, cmd_env)
     times: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(runs):
-        for name, cmd in commands.items():  # interleaved, so drift hits every column alike
-            times[name].append(_wall(cmd, env))
+        for name, (cmd, cmd_env) in commands.items():  # interleaved, so drift hits every column alike
+            times[name].append(_wall(cmd, cmd_env))
+    shutil.rmtree(scratch, ignore_errors=True)
     result: dict[str, float | str] = {name: statistics.median(t) * 1000 for name, t in times.items()}
     result["datasette_note"] = note
     return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .context import (
-    ContextThreadPoolExecutor,
     app_context,
     bind_context,
     platform_context,
@@ -86,3 +85,11 @@ def shutdown() -> None:
     from .kernel import shutdown as _shutdown
 
     _shutdown()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ContextThreadPoolExecutor":  # made on first use (see timber_core.context)
+        from . import context
+
+        return context.ContextThreadPoolExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,13 +63,16 @@ def _apps() -> AppRegistry:
 
 
 class _TimberCli(TimberGroup):
-    """``cli``'s class: after a :func:`_reset_discovery`, the apps' commands come back on first lookup."""
+    """``cli``'s class: the kernel's command modules load on first lookup (:data:`KERNEL_COMMANDS`), and
+    after a :func:`_reset_discovery` the apps' commands come back on first lookup."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register_kernel_commands(self, cmd_name)
         _register_app_commands()
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        _register_kernel_commands(self)
         _register_app_commands()
         return super().list_commands(ctx)
 
@@ -176,12 +179,23 @@ def apps_list(as_json: bool) -> None:
 
     Exit 1 when an app is broken or in conflict (left out), after listing every app.
     """
-    from .containment import load_contained  # PyYAML only: still no SQLAlchemy
+    from . import __version__, _validated
+    from .config import TimberConfig
 
     registry = _apps()
     # Validate the model files as initialize_timber does, so an app whose models fail is listed as
-    # it would start: left out, with its error (file, line, field).
-    kernel_problems = [str(p) for p in load_contained(registry).problems]
+    # it would start: left out, with its error (file, line, field). Files that validated clean
+    # before, unchanged, are not validated again (PyYAML and the validator stay unimported).
+    home = TimberConfig.load().TIMBER_HOME
+    print_ = _validated.fingerprint(__version__, ((a.name, a.model_dirs) for a in registry.loaded()))
+    kernel_problems: list[str] = []
+    if not _validated.known(home, print_):
+        from .containment import load_contained  # PyYAML only: still no SQLAlchemy
+
+        before = len(registry.loaded())
+        kernel_problems = [str(p) for p in load_contained(registry).problems]
+        if not kernel_problems and len(registry.loaded()) == before:
+            _validated.remember(home, print_)
     records = []
     for app in registry:
         models, problems = _model_names(app.model_dirs) if app.status in (OK, BROKEN, CONFLICT) else ([], [])
@@ -390,9 +404,22 @@ def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
         yield kernel
 
 
-def _register_kernel_commands(group: click.Group) -> None:
-    """Add the kernel's optional command modules (click only at import: still cheap)."""
-    for module in ("timber_core.migrations.commands", "timber_core.vectors.commands"):
+#: The kernel's command modules and the commands each adds to ``cli``. A module is imported and
+#: registered when one of its commands is looked up, or when the commands are listed (``--help``),
+#: so ``timber apps list`` does not pay for them (a test keeps these names true to each module).
+KERNEL_COMMANDS: dict[str, tuple[str, ...]] = {
+    "timber_core.migrations.commands": ("migrate", "downgrade", "create-migration", "migrations", "doctor"),
+    "timber_core.vectors.commands": ("vectors",),
+}
+_kernel_modules_loaded: set[str] = set()
+
+
+def _register_kernel_commands(group: click.Group, wanted: str | None = None) -> None:
+    """Register the kernel's command modules on ``group``: the one adding command ``wanted``, or all."""
+    for module, names in KERNEL_COMMANDS.items():
+        if module in _kernel_modules_loaded or (wanted is not None and wanted not in names):
+            continue
+        _kernel_modules_loaded.add(module)
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:  # pragma: no cover - a trimmed install
@@ -429,7 +456,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(report(exc))
 
 
-_register_kernel_commands(cli)
 try:
     _register_app_commands()
 except Exception:  # noqa: BLE001 - e.g. a malformed TIMBER_APPS: main() raises it again, in the one error style

@@ -18,10 +18,12 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .errors import ConfigurationError, NotInitializedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Executor, Future
 
 __all__ = [
     "PLATFORM",
@@ -155,8 +157,23 @@ def submit_in_context(executor: Executor, fn: Callable[..., _T], /, *args: Any, 
     return executor.submit(bind_context(fn), *args, **kwargs)
 
 
-class ContextThreadPoolExecutor(ThreadPoolExecutor):
-    """A ThreadPoolExecutor whose ``submit`` (and ``map``) run each call in the submitter's context."""
+def _executor_class() -> type:
+    from concurrent.futures import ThreadPoolExecutor
 
-    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:  # type: ignore[override]
-        return super().submit(bind_context(fn), *args, **kwargs)
+    class ContextThreadPoolExecutor(ThreadPoolExecutor):
+        """A ThreadPoolExecutor whose ``submit`` (and ``map``) run each call in the submitter's context."""
+
+        def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:  # type: ignore[override]
+            return super().submit(bind_context(fn), *args, **kwargs)
+
+    ContextThreadPoolExecutor.__module__ = __name__
+    return ContextThreadPoolExecutor
+
+
+def __getattr__(name: str) -> Any:
+    # ContextThreadPoolExecutor is made on first use: concurrent.futures (and the logging it
+    # imports) cost ~5 ms, which every `timber` command, `timber apps list` included, would pay.
+    if name == "ContextThreadPoolExecutor":
+        cls = globals()[name] = _executor_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -428,3 +428,14 @@ def test_apps_list_reads_flow_style_names_with_yaml_and_skips_a_malformed_file(
     result = timber("apps", "list", "--json")
     yamlfix = {a["name"]: a for a in json.loads(result.stdout)["apps"]}["yamlfix"]
     assert (result.exit_code, yamlfix["status"], yamlfix["models"]) == (1, "broken", ["Alpha"])
+
+
+@pytest.mark.parametrize("module", ["timber_core.migrations.commands", "timber_core.vectors.commands"])
+def test_each_kernel_command_module_adds_exactly_the_commands_cli_loads_it_for(module: str) -> None:
+    import importlib
+
+    from timber_core.cli import KERNEL_COMMANDS
+
+    group = click.Group()
+    importlib.import_module(module).register(group)
+    assert sorted(group.commands) == sorted(KERNEL_COMMANDS[module])

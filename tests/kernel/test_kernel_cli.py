@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,54 @@ def test_an_app_whose_commands_fail_is_reported_and_the_cli_still_works() -> Non
         "RuntimeError: commands are unavailable on purpose\n"
     )
     assert result.stdout == "timber check: ok (3 apps: badcmd, canopy, grove)\n"
+
+
+#: Run ``timber apps list`` in this interpreter; print which of the optional modules it imported.
+_LIST_AND_REPORT = (
+    "import sys, io, contextlib\n"
+    "sys.argv = ['timber', 'apps', 'list']\n"
+    "import timber_core.cli as c\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    c.main()\n"
+    "print(sorted(m for m in ('yaml', 'timber_core.containment', 'timber_core.migrations.commands',\n"
+    "                         'timber_core.vectors.commands', 'concurrent.futures') if m in sys.modules))\n"
+)
+
+
+def test_apps_list_validates_unchanged_model_files_once_per_timber_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"TIMBER_HOME": str(home)}
+    first = run_timber(code=_LIST_AND_REPORT, env=env)
+    second = run_timber(code=_LIST_AND_REPORT, env=env)
+    assert (first.returncode, first.stdout) == (0, "['timber_core.containment', 'yaml']\n"), first.stderr
+    assert (second.returncode, second.stdout) == (0, "[]\n"), second.stderr
+
+
+def test_apps_list_validates_again_after_a_model_file_changes(tmp_path: Path) -> None:
+    home, models = tmp_path / "home", tmp_path / "models"
+    home.mkdir()
+    shutil.copytree(GOOD_YAML / "library", models)
+    env = {"TIMBER_HOME": str(home), "TIMBER_FIXTURE_MODEL_DIR": str(models)}
+    runs = [run_timber(code=_LIST_AND_REPORT, fixtures=("yaml_dir",), env=env) for _ in range(2)]
+    assert [(r.returncode, r.stdout) for r in runs] == [(0, "['timber_core.containment', 'yaml']\n"), (0, "[]\n")]
+    (models / "a_library.yaml").write_text((BAD_YAML / "bad_type" / "things.yaml").read_text())
+    changed = run_timber("apps", "list", fixtures=("yaml_dir",), env=env)
+    assert changed.returncode == 1
+    assert changed.stdout.splitlines()[-1].split()[-1] == "broken"
+    assert "unknown type 'Strng(10)'" in changed.stderr
+
+
+def test_apps_list_never_remembers_a_failing_set(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"TIMBER_HOME": str(home), "TIMBER_FIXTURE_MODEL_DIR": str(BAD_YAML / "bad_type")}
+    runs = [run_timber("apps", "list", fixtures=("yaml_dir",), env=env) for _ in range(2)]
+    assert [r.returncode for r in runs] == [1, 1]
+    assert runs[0].stderr == runs[1].stderr and "unknown type 'Strng(10)'" in runs[1].stderr
+
+
+def test_apps_list_creates_no_timber_home(tmp_path: Path) -> None:
+    home = tmp_path / "absent"
+    assert run_timber("apps", "list", env={"TIMBER_HOME": str(home)}).returncode == 0
+    assert not home.exists()
