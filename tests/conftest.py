@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,30 +93,15 @@ def postgres_url_or_skip() -> str:
 @pytest.fixture
 def scratch_postgres() -> Iterator[str]:
     """Create an empty PostgreSQL database for one test; yield its URL; drop it afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from timber_core.testing import ScratchDatabaseError, scratch_database
 
-    base = make_url(postgres_url_or_skip())
-    if base.drivername in ("postgresql", "postgres"):
-        base = base.set(drivername="postgresql+psycopg")
-    name = f"timber_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # unreachable server
+        with scratch_database(postgres_url_or_skip()) as url:
+            yield url
+    except ScratchDatabaseError as exc:  # unreachable server
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        import timber_core
-
-        timber_core.shutdown()  # a kernel still connected would keep the database busy
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(autouse=True)

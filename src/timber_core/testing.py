@@ -21,6 +21,7 @@ restored after each test.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
@@ -33,7 +34,7 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
-__all__ = ["assert_refused_across_apps"]
+__all__ = ["assert_refused_across_apps", "scratch_database", "ScratchDatabaseError"]
 
 _ENV_URL = "TIMBER_TEST_DATABASE_URL"
 _MARKER = "timber_app"
@@ -117,10 +118,35 @@ def timber_database_url(request: pytest.FixtureRequest, timber_home: Path) -> It
         timber_home.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{timber_home / 'test.db'}"
         return
+    try:
+        with scratch_database(server) as url:
+            yield url
+    except ScratchDatabaseError as exc:
+        pytest.fail(f"cannot create a scratch database on {exc.server} (--timber-database-url / {_ENV_URL}): "
+                    f"{exc.error}", pytrace=False)
+
+
+class ScratchDatabaseError(Exception):
+    """The PostgreSQL server of a scratch database could not be reached, or refused to create it."""
+
+    def __init__(self, server: str, error: str) -> None:
+        super().__init__(f"cannot create a scratch database on {server}: {error}")
+        self.server = server
+        self.error = error
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database on ``server_url``'s server; yield its URL; drop it at the end.
+
+    The database is named ``timber_t_<hex>`` and dropped ``WITH (FORCE)`` after
+    ``timber_core.shutdown()`` (a kernel still connected would keep it busy). Raise
+    ScratchDatabaseError, naming the server, when it cannot be created.
+    """
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    base = make_url(server)
+    base = make_url(server_url)
     if base.drivername in ("postgresql", "postgres"):
         base = base.set(drivername="postgresql+psycopg")
     name = f"timber_t_{uuid.uuid4().hex[:12]}"
@@ -130,14 +156,13 @@ def timber_database_url(request: pytest.FixtureRequest, timber_home: Path) -> It
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         admin.dispose()
-        pytest.fail(f"cannot create a scratch database on {base.render_as_string(hide_password=True)} "
-                    f"(--timber-database-url / {_ENV_URL}): {exc}", pytrace=False)
+        raise ScratchDatabaseError(base.render_as_string(hide_password=True), str(exc)) from None
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         from .kernel import shutdown
 
-        shutdown()  # a kernel still connected would keep the database busy
+        shutdown()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -10,7 +10,6 @@ server may be using them at the same moment).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,25 +52,15 @@ END $$"""))
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[URL]:
     """Create a scratch database for the module; yield its admin URL; drop it afterwards."""
-    base = admin_url()
-    name = f"timber_t_{uuid.uuid4().hex[:12]}"
-    server = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable: {exc}")
-    try:
-        yield base.set(database=name)
-    finally:
-        import timber_core
+    from timber_core.testing import ScratchDatabaseError, scratch_database
 
-        timber_core.shutdown()  # a kernel still connected would keep the database busy
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    try:
+        with scratch_database(admin_url().render_as_string(hide_password=False)) as url:
+            yield make_url(url)
+    except ScratchDatabaseError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
