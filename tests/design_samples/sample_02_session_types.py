@@ -1,7 +1,6 @@
 # Design document "Multi-App Support", section "3. Data Isolation via Session Types" (python block 2, line 140, fingerprint 1b3ffb540ea7).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 from timber.common.services.persistence import session_service  # added: imported in an earlier block
-
 # Canopy creates trading sessions
 session_id = session_service.create_session(
     user_id='user-123',
@@ -19,7 +18,6 @@ session_id = session_service.create_session(
 )
 
 _grove.__exit__(None, None, None)  # added: back in Canopy's context
-
 # Services filter by session_type automatically
 canopy_sessions = session_service.get_user_sessions(
     user_id='user-123',

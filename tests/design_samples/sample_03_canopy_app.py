@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Shared Service Instance" (python block 3, line 409, fingerprint addd0ec4087c).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # canopy/app.py
 from timber.common import initialize_timber
 from timber.common.services.persistence import (

@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Shared Service Instance" (python block 4, line 449, fingerprint 985ede615d89).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # grove/app.py
 from timber.common import initialize_timber
 from timber.common.services.persistence import (

@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "App-Specific Services" (python block 5, line 493, fingerprint 1df858df608f).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # canopy/services/order_service.py
 import uuid  # added: the document uses uuid.uuid4 without importing uuid
 from timber.common.services.base import BaseService

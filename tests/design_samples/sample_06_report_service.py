@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "App-Specific Services" (python block 6, line 539, fingerprint 723ab8be0242).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # grove/services/report_service.py
 import uuid  # added: the document uses uuid.uuid4 without importing uuid
 from datetime import datetime  # added: the document uses datetime.utcnow without importing it

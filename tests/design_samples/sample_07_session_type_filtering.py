@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "1. Session Type Filtering" (python block 7, line 595, fingerprint 592a034e1625).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # Each app filters by its session_type
 from timber.common.services.base import BaseService  # added: the document leaves the import out
 class SessionService(BaseService):

@@ -1,7 +1,6 @@
 # Design document "Multi-App Support", section "Shared Notifications" (python block 10, line 686, fingerprint 171c3e5d7973).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 from timber.common.services.persistence import notification_service  # added: imported in an earlier block
-
 # Canopy creates notification
 notification_service.create_notification(
     user_id='user-123',
@@ -23,7 +22,6 @@ notification_service.create_notification(
 )
 
 _grove.__exit__(None, None, None)  # added: back in Canopy's context
-
 # User sees all notifications from all apps
 notifications = notification_service.get_user_notifications(
     user_id='user-123',

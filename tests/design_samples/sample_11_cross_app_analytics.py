@@ -1,7 +1,6 @@
 # Design document "Multi-App Support", section "Cross-App Analytics" (python block 11, line 719, fingerprint 404eaf917a66).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 from timber.common.services.persistence import session_service  # added: imported in an earlier block
-
 # Track user activity across all apps
 def get_user_activity_summary(user_id: str):
     """Get activity across all apps"""

@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Unified Search" (python block 12, line 745, fingerprint 373235fd1ee9).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # Search across all apps
 from timber.common.services.vector import vector_service
 

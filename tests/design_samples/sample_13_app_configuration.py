@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Application Configuration" (python block 13, line 807, fingerprint 707327c14b6b).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # canopy/config.py
 import os
 from timber.common.utils.config import TimberConfig

@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Scaling Considerations" (python block 14, line 895, fingerprint 70a803951ac8).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # Connection pool sizing
 # Each instance needs connections
 # Total = (canopy_instances + grove_instances) * pool_size

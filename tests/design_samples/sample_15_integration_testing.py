@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "Integration Testing" (python block 15, line 921, fingerprint 4cba369637cc).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 import os  # added: the database comes from the test run
 import pytest
 from timber.common import initialize_timber
@@ -13,7 +13,7 @@ def canopy_setup():
             './tests/fixtures/models/shared',
             './tests/fixtures/models/canopy'
         ],
-        database_url=os.environ['DATABASE_URL']  # changed: the test run's database, not postgresql://localhost/timber_test
+        database_url=os.environ['DATABASE_URL']  # changed (the test run's database), was: database_url='postgresql://localhost/timber_test'
     )
 
 @pytest.fixture(scope='module')
@@ -25,7 +25,7 @@ def grove_setup():
             './tests/fixtures/models/shared',
             './tests/fixtures/models/grove'
         ],
-        database_url=os.environ['DATABASE_URL']  # changed: the test run's database, not postgresql://localhost/timber_test
+        database_url=os.environ['DATABASE_URL']  # changed (the test run's database), was: database_url='postgresql://localhost/timber_test'
     )
 
 def test_canopy_sessions(canopy_setup):

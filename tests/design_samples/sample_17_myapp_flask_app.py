@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "4. Initialize Timber" (python block 17, line 1088, fingerprint 9718c761163f).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # myapp/app.py
 from flask import Flask
 from flask import request  # added: the document uses flask.request without importing it

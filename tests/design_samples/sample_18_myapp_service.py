@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "5. Create Custom Services" (python block 18, line 1124, fingerprint 9b92e35a3179).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # myapp/services/myapp_service.py
 from timber.common.services.base import BaseService
 from timber.common import get_model

@@ -1,7 +1,6 @@
 # Design document "Multi-App Support", section "3. Include App Context" (python block 20, line 1198, fingerprint 931897b18a9e).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 from timber.common.services.persistence import session_service  # added: imported in an earlier block
-
 # Always include app identifier
 metadata = {
     'app': 'myapp',

@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "4. Share Carefully" (python block 21, line 1215, fingerprint dfd723c1d158).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # Good: Share via services
 from timber.common.services.persistence import notification_service
 

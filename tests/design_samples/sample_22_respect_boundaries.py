@@ -1,5 +1,5 @@
 # Design document "Multi-App Support", section "5. Respect Boundaries" (python block 22, line 1232, fingerprint 009aa86de8b4).
-# Copied unchanged but for the lines marked "# added:" or "# changed:" (what the document leaves out).
+# Copied unchanged but for the lines marked "# added:" or "# changed (why), was: ORIGINAL" (what the document leaves out).
 # Good: Each app manages its own data
 class MyAppService:
     def get_myapp_data(self, user_id: str):
