@@ -37,6 +37,7 @@ def test_application_context_starts_canopy_on_the_environments_database(run_samp
     assert (kernel.app_name, kernel.db.dialect) == ("canopy", database.split(":")[0].split("+")[0])
 
 
+@BOTH
 def test_session_types_each_app_creates_its_own_type_and_canopy_reads_only_trading(canopy: str, run_sample: Run) -> None:
     found = run_sample("sample_02_session_types.py")
     assert [(s.session_type, s.metadata_) for s in found["canopy_sessions"]] == [
@@ -106,6 +107,7 @@ def test_session_type_filtering_service_returns_only_the_apps_types(canopy: str,
     assert [s.id for s in service.get_app_sessions(canopy, "canopy")] == [trading]
 
 
+@BOTH
 def test_shared_notifications_are_seen_by_the_user_from_every_app(
     canopy: str, run_sample: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
