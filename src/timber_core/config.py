@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode",
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys",
            "debug_enabled"]
 
 T = TypeVar("T")
@@ -71,6 +71,16 @@ def vector_store_kind(raw: str) -> str:
         raise ValueError("expected sqlite (the default: one file, safe for many processes) or edge"
                          " (qdrant-edge HNSW, one process only)")
     return value
+
+
+def secret_keys(raw: str) -> tuple[str, ...]:
+    """Parse comma-separated keys of at least 32 characters each (the first signs, all verify)."""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    short = [i + 1 for i, k in enumerate(keys) if len(k) < 32]
+    if short:
+        raise ValueError(f"key number {', '.join(map(str, short))} is shorter than 32 characters; make one with "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return keys
 
 
 def text(raw: str) -> str | None:
@@ -139,6 +149,10 @@ class TimberConfig:
     MIGRATION_LOCK_TIMEOUT = Setting("TIMBER_MIGRATION_LOCK_TIMEOUT", positive_int, 300,
                                      "seconds to wait for another process's migration of the same database")
     TIMBER_HOME = Setting("TIMBER_HOME", str, ".timber", "directory of the embedded database and vectors")
+    SECRET_KEYS = Setting("TIMBER_SECRET_KEYS", secret_keys, (),
+                          "keys signing the web layer's access tokens, comma-separated: the first signs, all "
+                          "verify (rotation); unset: SQLite generates $TIMBER_HOME/secret_key, PostgreSQL refuses")
+    TOKEN_LIFETIME = Setting("TIMBER_TOKEN_LIFETIME", positive_int, 3600, "seconds an access token is valid")
 
     _cache: ClassVar[dict[type, TimberConfig]] = {}
 
