@@ -100,8 +100,10 @@ def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
 class Setting(Generic[T]):
     """One environment variable: its name, how to parse it and its default."""
 
-    def __init__(self, env: str, parse: Callable[[str], T], default: T, doc: str = "") -> None:
+    def __init__(self, env: str, parse: Callable[[str], T], default: T, doc: str = "", secret: bool = False) -> None:
         self.env, self.parse, self.default, self.doc = env, parse, default, doc
+        #: A secret's value is never repeated in an error message.
+        self.secret = secret
         self.name = env
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -119,7 +121,8 @@ class Setting(Generic[T]):
         try:
             return self.parse(raw)
         except ValueError as exc:
-            raise ConfigurationError(f"environment variable {self.env}={raw!r} is malformed: {exc}") from None
+            shown = self.env if self.secret else f"{self.env}={raw!r}"
+            raise ConfigurationError(f"environment variable {shown} is malformed: {exc}") from None
 
 
 class TimberConfig:
@@ -151,7 +154,8 @@ class TimberConfig:
     TIMBER_HOME = Setting("TIMBER_HOME", str, ".timber", "directory of the embedded database and vectors")
     SECRET_KEYS = Setting("TIMBER_SECRET_KEYS", secret_keys, (),
                           "keys signing the web layer's access tokens, comma-separated: the first signs, all "
-                          "verify (rotation); unset: SQLite generates $TIMBER_HOME/secret_key, PostgreSQL refuses")
+                          "verify (rotation); unset: SQLite generates $TIMBER_HOME/secret_key, PostgreSQL refuses",
+                          secret=True)
     TOKEN_LIFETIME = Setting("TIMBER_TOKEN_LIFETIME", positive_int, 3600, "seconds an access token is valid")
 
     _cache: ClassVar[dict[type, TimberConfig]] = {}
@@ -193,4 +197,6 @@ class TimberConfig:
         return dict(self._values)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+        settings = self.settings()
+        shown = {k: ("<hidden>" if settings[k].secret and v else v) for k, v in self._values.items()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"

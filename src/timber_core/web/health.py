@@ -40,7 +40,7 @@ def _vectors(kernel: Kernel) -> str | None:
     if not kernel.config.ENABLE_VECTOR_SEARCH:
         return None
     try:
-        kernel.vectors.store().collections()
+        kernel.vectors.store.collections()
     except Exception as exc:  # noqa: BLE001
         log.warning("health: vector store check failed", exc_info=exc)
         return f"unreachable: {type(exc).__name__}"
