@@ -45,6 +45,10 @@ class Apps:
         async with self.client(app) as c:
             return await c.post("/auth/register", json={"email": email, "username": username, "password": PASSWORD})
 
+    async def register_with_password(self, email: str, username: str, password: str) -> httpx.Response:
+        async with self.client("canopy") as c:
+            return await c.post("/auth/register", json={"email": email, "username": username, "password": password})
+
     async def login(self, email: str, app: str = "canopy", password: str = PASSWORD) -> httpx.Response:
         async with self.client(app) as c:
             return await c.post("/auth/token", data={"username": email, "password": password})
