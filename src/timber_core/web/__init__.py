@@ -2,6 +2,7 @@
 
 * :mod:`.asgi` -- :class:`TimberMiddleware`: each request runs in its app's context and, with a
   valid bearer token, its user's ``user_context``.
+* :mod:`.wsgi` -- the same for Flask and other WSGI apps (:func:`~.wsgi.init_flask`).
 * :mod:`.errors` -- the one mapping of errors to HTTP statuses and JSON.
 * :mod:`.routes` -- :func:`create_app` / :func:`timber_router`: the endpoints every app has.
 """
