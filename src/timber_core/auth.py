@@ -143,7 +143,10 @@ _UPSERT = text(
 
 def set_password(kernel: Kernel, user_id: str, password: str) -> None:
     """Set the password of ``user_id`` (in platform_context: apps cannot write the hashes)."""
-    hashed = hash_password(password)
+    _store_hash(kernel, user_id, hash_password(password))
+
+
+def _store_hash(kernel: Kernel, user_id: str, hashed: str) -> None:
     with platform_context(), kernel.db.connection() as conn:
         conn.execute(_UPSERT, {"u": user_id, "h": hashed, "t": _dt.datetime.now(_dt.timezone.utc)})
 
@@ -170,18 +173,22 @@ def authenticate(kernel: Kernel, email: str, password: str) -> str:
 
 
 def register(kernel: Kernel, email: str, username: str, password: str) -> str:
-    """Create an account with a password and return its id.
+    """Create an account with a password, in one transaction, and return its id.
 
     Raise ValidationError for a malformed field, ConflictError when the email or username is taken.
     """
     from .services.persistence import user_service
 
-    hash_password(password)  # refuse a short password before anything is written
-    try:
-        user_id = user_service.create_user(email, username)
-    except ValidationError as exc:
-        if "is already taken" in str(exc):  # user_service's one message for a unique field in use
-            raise ConflictError(str(exc).replace("; use get_user_by_email() to find the user", "")) from None
-        raise
-    set_password(kernel, user_id, password)
+    # Hashed before the transaction (argon2 takes tens of milliseconds: no lock held meanwhile);
+    # a short password is refused before anything is written.
+    hashed = hash_password(password)
+    # One transaction: an account is never left without its password.
+    with platform_context(), kernel.db.session_scope():
+        try:
+            user_id = user_service.create_user(email, username)
+        except ValidationError as exc:
+            if "is already taken" in str(exc):  # user_service's one message for a unique field in use
+                raise ConflictError(str(exc).replace("; use get_user_by_email() to find the user", "")) from None
+            raise
+        _store_hash(kernel, user_id, hashed)
     return user_id
