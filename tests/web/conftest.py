@@ -32,9 +32,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 class Apps:
     """The two apps of one test, each reachable through ``client(app)``."""
 
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.start()
+
+    def start(self) -> None:
+        """Build the kernel (reading the environment) and both apps, as a server process starting."""
+        self.kernel = timber_core.initialize_timber(app_name=None, database_url=self.url, create_tables=True)
         self.asgi = {name: create_app(name, initialize=False) for name in ("canopy", "grove")}
+
+    def restart(self) -> None:
+        """Stop and start again on the same database, as after a configuration change."""
+        timber_core.shutdown()
+        self.start()
 
     def client(self, app: str, token: str | None = None, raise_errors: bool = True) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,10 +68,6 @@ class Apps:
         return str((await self.login(email)).json()["access_token"])
 
 
-def _kernel(url: str) -> Any:
-    return timber_core.initialize_timber(app_name=None, database_url=url, create_tables=True)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def apps(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Apps]:
     """Canopy's and Grove's web apps on one database, SQLite then PostgreSQL."""
@@ -70,14 +76,12 @@ def apps(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Apps]:
     else:
         request.getfixturevalue("monkeypatch").setenv("TIMBER_SECRET_KEYS", KEY_A)
         url = request.getfixturevalue("scratch_postgres")
-    kernel = _kernel(url)
-    yield Apps(kernel)
+    yield Apps(url)
     timber_core.shutdown()
 
 
 @pytest.fixture
 def sqlite_apps(tmp_path: Any) -> Iterator[Apps]:
     """The two apps on a SQLite file only (behaviour that does not depend on the database)."""
-    kernel = _kernel(f"sqlite:///{tmp_path}/timber.db")
-    yield Apps(kernel)
+    yield Apps(f"sqlite:///{tmp_path}/timber.db")
     timber_core.shutdown()

@@ -7,6 +7,7 @@ import os
 import stat
 from typing import Any
 
+import jwt
 import pytest
 
 import timber_core
@@ -23,11 +24,9 @@ async def _sessions(apps: Apps, token: str) -> Any:
 
 
 def _rekey(monkeypatch: pytest.MonkeyPatch, apps: Apps, keys: str) -> None:
-    """Restart-equivalent: new TIMBER_SECRET_KEYS, re-read by a fresh config and fresh apps."""
+    """Restart the apps with new TIMBER_SECRET_KEYS, as a deployment rotating its keys does."""
     monkeypatch.setenv("TIMBER_SECRET_KEYS", keys)
-    TimberConfig.clear_cache()
-    apps.kernel.config = TimberConfig.load()
-    apps.__init__(apps.kernel)  # type: ignore[misc]
+    apps.restart()
 
 
 def _user_id(apps: Apps, token: str) -> str:
@@ -45,7 +44,7 @@ def test_after_rotation_the_new_key_signs(sqlite_apps: Apps, monkeypatch: pytest
     _rekey(monkeypatch, sqlite_apps, f"{KEY_B},{KEY_A}")
     run(sqlite_apps.register("ann@example.com", "ann"))
     new = run(sqlite_apps.login("ann@example.com")).json()["access_token"]
-    assert auth.Keys((KEY_B,)).signing_kid == __import__("jwt").get_unverified_header(new)["kid"]
+    assert jwt.get_unverified_header(new)["kid"] == auth.Keys((KEY_B,)).signing_kid
     _rekey(monkeypatch, sqlite_apps, KEY_B)  # the old key retired: the new token still verifies
     assert run(_sessions(sqlite_apps, new)).status_code == 200
 
@@ -72,9 +71,7 @@ def test_an_expired_token_is_401(sqlite_apps: Apps) -> None:
 
 
 def test_a_token_lives_the_configured_lifetime(sqlite_apps: Apps, monkeypatch: pytest.MonkeyPatch) -> None:
-    import jwt
-
-    monkeypatch.setenv("TIMBER_TOKEN_LIFETIME", "120")
+    monkeypatch.setenv("TIMBER_TOKEN_LIFETIME", "120")  # read at the restart below
     _rekey(monkeypatch, sqlite_apps, KEY_A)
     token = run(sqlite_apps.token_for("ann@example.com", "ann"))
     claims = jwt.decode(token, KEY_A, algorithms=["HS256"])
