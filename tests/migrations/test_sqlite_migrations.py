@@ -132,7 +132,9 @@ def test_a_database_made_before_migrations_is_left_to_create_all_with_a_warning(
     kernel.close()
     with caplog.at_level(logging.WARNING, logger="timber.migrations"):
         kernel = timber_core.initialize_timber("canopy", database_url=url)
-    assert table_names(url) == [t for t in ALL_TABLES if t not in ("alembic_version", "timber_revisions")]
+    # user_credentials is no registry model: only timber_0004 creates it (no web login on such a database).
+    assert table_names(url) == [t for t in ALL_TABLES
+                                if t not in ("alembic_version", "timber_revisions", "user_credentials")]
     assert [r.getMessage() for r in caplog.records] == [
         f"timber: sqlite:///{tmp_path}/timber.db has Timber tables but no alembic_version (created before "
         f"migrations); creating missing tables directly. Start from a new database to use the migrations."
@@ -184,9 +186,10 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     assert result.exit_code == 1
     result = runner_.invoke(_cli(), ["migrate", "--app", "canopy"], env=env)
     assert (result.exit_code, result.output) == (0, f"migrated {url} to canopy@head\n")
-    # canopy@head needs the kernel's first revision only; the outbox (timber_0002) comes with `migrate`.
-    assert table_names(url) == [t for t in ALL_TABLES
-                                if t not in ("research_reports", "research_sessions", "timber_vector_outbox")]
+    # canopy@head needs the kernel's first revision only; the outbox (timber_0002) and the password
+    # hashes (timber_0004) come with `migrate`.
+    assert table_names(url) == [t for t in ALL_TABLES if t not in (
+        "research_reports", "research_sessions", "timber_vector_outbox", "user_credentials")]
     result = runner_.invoke(_cli(), ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
