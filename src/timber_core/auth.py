@@ -33,7 +33,7 @@ from .errors import AuthenticationError, ConfigurationError, ConflictError, Vali
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
-__all__ = ["Keys", "signing_keys", "issue_token", "verify_token", "hash_password", "set_password",
+__all__ = ["Keys", "signing_keys", "home_key", "issue_token", "verify_token", "hash_password", "set_password",
            "authenticate", "register", "KEY_FILE"]
 
 #: The generated key's file under TIMBER_HOME (SQLite only, when TIMBER_SECRET_KEYS is unset).
@@ -65,7 +65,7 @@ def _kid(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _home_key(home: Path) -> str:
+def home_key(home: Path) -> str:
     """Return the key in ``home/secret_key``, creating it first (0600, atomically) if missing."""
     path = home / KEY_FILE
     try:
@@ -92,7 +92,7 @@ def signing_keys(kernel: Kernel) -> Keys:
     if configured:
         return Keys(configured)
     if kernel.db.dialect == "sqlite":
-        return Keys((_home_key(Path(kernel.config.TIMBER_HOME)),))
+        return Keys((home_key(Path(kernel.config.TIMBER_HOME)),))
     raise ConfigurationError(
         "TIMBER_SECRET_KEYS is not set: on PostgreSQL every process of every app must sign and verify access "
         "tokens with the same keys. Set TIMBER_SECRET_KEYS=<new key>[,<older key>...] in each app's environment "

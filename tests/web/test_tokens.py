@@ -105,3 +105,21 @@ def test_a_short_key_is_refused_naming_the_variable_not_the_keys(monkeypatch: py
     assert str(err.value) == (
         "environment variable TIMBER_SECRET_KEYS is malformed: key number 2 is shorter than "
         "32 characters; make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def test_processes_starting_together_on_one_home_all_get_the_same_key(tmp_path: Any) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    with ProcessPoolExecutor(max_workers=6, mp_context=multiprocessing.get_context("fork")) as pool:
+        keys = list(pool.map(auth.home_key, [Path(home)] * 24))
+    assert len(set(keys)) == 1 and len(keys[0]) >= 32
+    assert os.listdir(home) == [auth.KEY_FILE]  # no temporary file left behind
+
+
+def test_the_keys_are_hidden_from_the_configs_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIMBER_SECRET_KEYS", KEY_A)
+    shown = repr(TimberConfig())
+    assert "SECRET_KEYS='<hidden>'" in shown and KEY_A not in shown
