@@ -123,3 +123,21 @@ def test_the_keys_are_hidden_from_the_configs_repr(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TIMBER_SECRET_KEYS", KEY_A)
     shown = repr(TimberConfig())
     assert "SECRET_KEYS='<hidden>'" in shown and KEY_A not in shown
+
+
+def test_an_app_on_postgresql_without_keys_refuses_to_start(scratch_postgres: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from timber_core.web import create_app
+
+    monkeypatch.delenv("TIMBER_SECRET_KEYS", raising=False)
+    app = create_app("canopy", database_url=scratch_postgres, create_tables=True)
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+    try:
+        with pytest.raises(ConfigurationError) as err:
+            run(start())
+    finally:
+        timber_core.shutdown()
+    assert str(err.value).startswith("TIMBER_SECRET_KEYS is not set")

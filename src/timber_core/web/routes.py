@@ -140,8 +140,8 @@ def create_app(app_name: str, *, initialize: bool = True, **settings: Any) -> Fa
             from .. import initialize_timber, shutdown
 
             kernel = initialize_timber(app_name=app_name, **settings)
-            auth.signing_keys(kernel)  # refuse to start without keys on PostgreSQL
             try:
+                auth.signing_keys(kernel)  # refuse to start without keys on PostgreSQL
                 yield
             finally:
                 shutdown()
