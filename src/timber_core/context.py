@@ -32,6 +32,7 @@ __all__ = [
     "current_app",
     "current_user",
     "user_context",
+    "set_context",
     "is_platform",
     "bind_context",
     "submit_in_context",
@@ -131,6 +132,22 @@ def user_context(user_id: str | None) -> Iterator[str | None]:
         yield user_id
     finally:
         _user.reset(token)
+
+
+def set_context(app_name: str, user_id: str | None) -> None:
+    """Set the running context's app and user for good, with nothing to restore.
+
+    Only for a context made for one unit of work and dropped after it, e.g. a web request run
+    in its own ``contextvars.copy_context()`` (timber_core.web.wsgi); elsewhere use
+    :func:`app_context` and :func:`user_context`, which restore the previous values. Validates
+    ``app_name`` like :func:`app_context`.
+    """
+    if app_name == PLATFORM:
+        raise ConfigurationError("set_context('platform') is not allowed: use timber_core.platform_context()")
+    if _validator is not None:
+        app_name = _validator(app_name)
+    _app.set(app_name)
+    _user.set(user_id)
 
 
 def bind_context(fn: Callable[..., _T]) -> Callable[..., _T]:

@@ -17,6 +17,8 @@ __all__ = [
     "NotFoundError",
     "ValidationError",
     "VectorSearchError",
+    "AuthenticationError",
+    "ConflictError",
 ]
 
 
@@ -74,3 +76,11 @@ class ValidationError(TimberError, ValueError):
 
 class VectorSearchError(TimberError):
     """The vector index or embedding model could not serve a request."""
+
+
+class AuthenticationError(TimberError):
+    """Credentials or an access token were missing, wrong, expired or signed with an unknown key."""
+
+
+class ConflictError(ValidationError):
+    """A write would duplicate something unique (an email or username already taken); nothing was written."""

@@ -2,7 +2,7 @@
 
 Each test runs on SQLite and on PostgreSQL (``db``), with the fixture app ``portfolio``
 (tests/fixtures/plugins/portfolio: 0.1 with ``portfolio_0001``, which depends on the
-kernel's head ``timber_0003``; portfolio_v2: 0.2 adding ``portfolio_0002``) installed,
+kernel's head ``timber_0004``; portfolio_v2: 0.2 adding ``portfolio_0002``) installed,
 upgraded, downgraded or uninstalled by changing what is on ``sys.path``, and the real
 ``timber`` commands run in-process.
 """
@@ -29,7 +29,7 @@ from timber_core.migrations import commands
 from .procs import display, tables, versions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
-KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003"]
+KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003", "timber_0004"]
 
 
 def _cli() -> click.Group:
@@ -168,7 +168,7 @@ def test_the_app_reinstalled_finds_its_revision_and_the_kernel_where_they_were(m
     portfolio.use("portfolio")
     result = ok(db, "migrations", "status", "--json")
     assert [(r["app"], r["current"], r["pending"]) for r in json.loads(result.stdout)] == [
-        ("timber", "timber_0003", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
+        ("timber", "timber_0004", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
         ("portfolio", "portfolio_0001", [])]
     assert (run(db, "migrations", "check").stdout, versions(db)) == (
         "models, migrations and database agree\n", ["canopy_0002", "grove_0002", "portfolio_0001"])
@@ -332,7 +332,7 @@ def test_a_downgrade_under_the_missing_apps_revision_is_refused(migrated_then_un
     before = (tables(db), versions(db))
     result = run(db, "downgrade", "--app", "timber", "--all", "timber_0002")
     assert (result.exit_code, result.stderr) == (1, (
-        "Error: ConfigurationError: this downgrade would remove timber_0003, which portfolio_0001 (app 'portfolio') "
+        "Error: ConfigurationError: this downgrade would remove timber_0003, timber_0004, which portfolio_0001 (app 'portfolio') "
         "stand(s) on, and that app's code is not installed to take its revisions down first. Fix: reinstall it and "
         "take it down first (`timber downgrade --app portfolio base`, or `timber apps remove portfolio`)\n"))
     assert (tables(db), versions(db)) == before

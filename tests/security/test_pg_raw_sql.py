@@ -301,3 +301,15 @@ def test_the_startup_check_refuses_a_database_where_rls_on_users_is_off(
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE users FORCE ROW LEVEL SECURITY"))
         engine.dispose()
+
+
+# -- password hashes (timber_0004): granted to the platform role only -------------------------------
+DENIED_CREDENTIALS = ("42501", "permission denied for table user_credentials")
+
+
+def test_an_app_cannot_read_password_hashes(dbs: dict[str, DatabaseManager]) -> None:
+    assert refusal(dbs["canopy"], "canopy", ALICE, "SELECT password_hash FROM user_credentials") == DENIED_CREDENTIALS
+
+
+def test_an_app_cannot_write_a_password_hash(dbs: dict[str, DatabaseManager]) -> None:
+    assert refusal(dbs["grove"], "grove", ALICE, "UPDATE user_credentials SET password_hash = 'x'") == DENIED_CREDENTIALS

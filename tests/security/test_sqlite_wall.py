@@ -272,3 +272,15 @@ def test_a_connection_walled_before_sessions_existed_refuses_to_write_it(tmp_pat
 def test_writing_the_migration_bookkeeping_is_refused(wall_sqlite: Any, table: str) -> None:
     assert refused(wall_sqlite, f"DELETE FROM {table}") == (
         f"SQLite wall: app 'canopy' may not delete table {table!r}: it is the kernel's")
+
+
+def test_reading_password_hashes_is_refused(wall_sqlite: Any) -> None:
+    assert refused(wall_sqlite, "SELECT password_hash FROM user_credentials") == (
+        "SQLite wall: app 'canopy' may not read table 'user_credentials': password hashes are read only by the "
+        "kernel's auth code (timber_core.auth), in platform_context()")
+
+
+def test_writing_password_hashes_is_refused(wall_sqlite: Any) -> None:
+    assert refused(wall_sqlite, "DELETE FROM user_credentials") == (
+        "SQLite wall: app 'canopy' may not delete table 'user_credentials': password hashes are written only by "
+        "the kernel's auth code (timber_core.auth), in platform_context()")

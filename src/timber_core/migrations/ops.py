@@ -24,6 +24,7 @@ __all__ = [
     "ensure_kernel_roles",
     "ensure_app_role",
     "own_and_grant",
+    "platform_only",
     "enable_rls",
     "disable_rls",
     "restrict_types",
@@ -167,6 +168,21 @@ def own_and_grant(table: str, app: str | None, shared: bool) -> None:
     op.execute(f"ALTER TABLE {q(table)} OWNER TO {q(OWNER_ROLE)}")
     op.execute(f"REVOKE ALL ON {q(table)} FROM PUBLIC")
     op.execute(f"GRANT {TABLE_PRIVILEGES} ON {q(table)} TO {q(grantee)}")
+    op.execute(f"GRANT {TABLE_PRIVILEGES} ON {q(table)} TO {q(PLATFORM_ROLE)}")
+
+
+def platform_only(table: str) -> None:
+    """Give kernel table ``table`` to ``timber_owner`` and grant it to ``timber_platform`` only.
+
+    Neither PUBLIC nor ``timber_apps`` (so no app role) gets any privilege: used for the
+    password hashes (``user_credentials``, docs/isolation.md), which only the kernel's auth
+    code reads, in ``platform_context()``.
+    """
+    if not _pg():
+        return
+    op.execute(f"ALTER TABLE {q(table)} OWNER TO {q(OWNER_ROLE)}")
+    op.execute(f"REVOKE ALL ON {q(table)} FROM PUBLIC")
+    op.execute(f"REVOKE ALL ON {q(table)} FROM {q(APPS_ROLE)}")
     op.execute(f"GRANT {TABLE_PRIVILEGES} ON {q(table)} TO {q(PLATFORM_ROLE)}")
 
 
