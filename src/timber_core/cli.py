@@ -389,6 +389,31 @@ def new_app_cmd(name: str, parent: str | None, session_type: str | None) -> None
                f"its tests: cd {path} && pytest")
 
 
+@cli.command("serve")
+@click.argument("app")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development; one process).")
+def serve_cmd(app: str, host: str, port: int, workers: int, reload: bool) -> None:
+    """Run APP's web server (uvicorn): the kernel's endpoints (docs/web.md) in APP's context."""
+    from ._cli_support import CommandError
+
+    if reload and workers > 1:
+        raise click.UsageError("--reload runs one process: leave out --workers")
+    registry = _apps()
+    installed = sorted(a.name for a in registry.loaded() if a.name != KERNEL_APP)
+    if app not in installed:
+        raise CommandError(f"no app named {app!r} is installed and loaded (installed: {', '.join(installed) or 'none'}); "
+                           f"install its distribution, or see `timber apps list`")
+    try:
+        from .web.serve import serve
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"timber serve needs the web extra ({exc.name} is missing): "
+                           f"pip install 'timber-core[web]'") from None
+    serve(app, host=host, port=port, workers=workers, reload=reload)
+
+
 @contextmanager
 def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
     """Run the block with a kernel initialized as ``app_name``; close it when the block ends.
