@@ -439,3 +439,15 @@ def test_each_kernel_command_module_adds_exactly_the_commands_cli_loads_it_for(m
     group = click.Group()
     importlib.import_module(module).register(group)
     assert sorted(group.commands) == sorted(KERNEL_COMMANDS[module])
+
+
+def test_serve_refuses_an_app_that_is_not_installed_in_process(timber: Invoke) -> None:
+    result = timber("serve", "ghost")
+    assert (result.exit_code, result.stderr) == (1, (
+        "Error: no app named 'ghost' is installed and loaded (installed: canopy, grove); install its distribution, "
+        "or see `timber apps list`\n"))
+
+
+def test_serve_refuses_reload_with_several_workers(timber: Invoke) -> None:
+    result = timber("serve", "canopy", "--reload", "--workers", "2")
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (2, "Error: --reload runs one process: leave out --workers")
