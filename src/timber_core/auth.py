@@ -100,6 +100,22 @@ def signing_keys(kernel: Kernel) -> Keys:
     )
 
 
+class KernelKeys:
+    """The current kernel's token keys, read once per kernel (a web middleware outlives a kernel
+    when the process initializes Timber again, as tests do). Call it for the :class:`Keys`."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, Keys] | None = None
+
+    def __call__(self) -> Keys:
+        from .kernel import get_kernel
+
+        kernel = get_kernel()
+        if self._cached is None or self._cached[0] != id(kernel):
+            self._cached = (id(kernel), signing_keys(kernel))
+        return self._cached[1]
+
+
 def issue_token(keys: Keys, user_id: str, lifetime: int, now: _dt.datetime | None = None) -> str:
     """Return an access token for ``user_id`` valid ``lifetime`` seconds, signed with the first key."""
     issued = now or _dt.datetime.now(_dt.timezone.utc)

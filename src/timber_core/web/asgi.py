@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from ..auth import Keys, signing_keys, verify_token
+from ..auth import KernelKeys, verify_token
 from ..context import app_context, user_context
 from ..errors import AuthenticationError
-from ..kernel import get_kernel
 from .errors import error_for
 
 __all__ = ["TimberMiddleware", "bearer_token"]
@@ -51,14 +50,7 @@ class TimberMiddleware:
     def __init__(self, app: ASGIApp, app_name: str) -> None:
         self.app = app
         self.app_name = app_name
-        self._keys: tuple[int, Keys] | None = None
-
-    def keys(self) -> Keys:
-        """The current kernel's token keys (read once per kernel)."""
-        kernel = get_kernel()
-        if self._keys is None or self._keys[0] != id(kernel):
-            self._keys = (id(kernel), signing_keys(kernel))
-        return self._keys[1]
+        self.keys = KernelKeys()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -20,10 +20,9 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..auth import Keys, signing_keys, verify_token
+from ..auth import KernelKeys, verify_token
 from ..context import current_user, set_context
 from ..errors import AuthenticationError, TimberError
-from ..kernel import get_kernel
 from .errors import error_body, error_for
 
 __all__ = ["TimberWSGIMiddleware", "init_flask", "require_user"]
@@ -76,13 +75,7 @@ class TimberWSGIMiddleware:
     def __init__(self, app: WSGIApp, app_name: str) -> None:
         self.app = app
         self.app_name = app_name
-        self._keys: tuple[int, Keys] | None = None
-
-    def keys(self) -> Keys:
-        kernel = get_kernel()
-        if self._keys is None or self._keys[0] != id(kernel):
-            self._keys = (id(kernel), signing_keys(kernel))
-        return self._keys[1]
+        self.keys = KernelKeys()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # The request's own context, set for good and dropped with the request: nothing to restore,
