@@ -346,11 +346,16 @@ def _add_direct(direct: DirectApp, apps: list[App], problems: list[Problem]) -> 
         existing.model_dirs.extend(d for d in direct.model_dirs if d not in existing.model_dirs)
         existing.session_types.extend(t for t in direct.session_types if t not in existing.session_types)
         return
+    # An app defined here without session types owns the one named after it (the design
+    # document's MyApp creates 'myapp' sessions and declares nothing), unless that name is
+    # already another app's type.
+    taken = {t for a in apps for t in a.session_types}
+    types = list(direct.session_types) or ([] if direct.name in taken else [direct.name])
     app = App(
         name=direct.name,
         distribution="<initialize_timber model_config_dirs>",
         model_dirs=list(direct.model_dirs),
-        session_types=list(direct.session_types),
+        session_types=types,
     )
     apps.append(app)
     bad_name = _check_name(direct.name, "initialize_timber(app_name=...)")

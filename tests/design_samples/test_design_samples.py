@@ -22,7 +22,6 @@ import pytest
 
 import timber_core
 from timber.common import app_context, initialize_timber, platform_context
-from timber_core.errors import IsolationError, NotFoundError
 
 from .conftest import SAMPLES, add_user
 
@@ -132,9 +131,6 @@ def test_cross_app_analytics_counts_each_apps_sessions_in_the_platform_context(c
                                    "grove": {"research": 0, "analysis": 1}, "total": 3}
 
 
-@pytest.mark.xfail(raises=NotFoundError, strict=True, reason=(
-    "the document searches the collection 'research_reports', but Grove indexes research sessions (as the "
-    "document's own research_models.yaml does), not reports: search says no vector collection 'research_reports'"))
 def test_unified_search_finds_the_users_order_across_apps(canopy: str, run_sample: Run) -> None:
     order = timber_core.get_model("Order")
     with timber_core.get_kernel().db.session_scope() as session:
@@ -207,9 +203,6 @@ def _myapp_package(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delitem(sys.modules, name)
 
 
-@pytest.mark.xfail(raises=IsolationError, strict=True, reason=(
-    "the document starts MyApp with model_config_dirs alone, which declares no session types, then creates a "
-    "'myapp' session: Timber needs the types declared (session_types=[...] or a plugin's timber_session_types)"))
 def test_myapp_flask_app_creates_a_session_through_its_endpoint(
     run_sample: Run, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,6 +213,10 @@ def test_myapp_flask_app_creates_a_session_through_its_endpoint(
     add_user("user-123")
     answer = app.test_client().post("/create-session", json={"user_id": "user-123"})
     assert answer.status_code == 200 and set(answer.get_json()) == {"session_id"}
+    from timber.common.services.persistence import session_service
+
+    stored = session_service.get_session(answer.get_json()["session_id"])
+    assert (stored.user_id, stored.session_type, stored.metadata_["app"]) == ("user-123", "myapp", "myapp")
 
 
 def test_myapp_service_reaches_its_own_model(run_sample: Run, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

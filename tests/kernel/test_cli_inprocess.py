@@ -139,7 +139,7 @@ def test_models_list_prints_one_aligned_table(timber: Invoke) -> None:
         "model            table              app    access   columns  vector search",
         "---------------  -----------------  -----  -------  -------  -------------",
         "ResearchSession  research_sessions  grove  private  8        notes",
-        "ResearchReport   research_reports   grove  private  10       -",
+        "ResearchReport   research_reports   grove  private  10       content",
     ])
 
 

@@ -328,6 +328,7 @@ def test_reindex_rebuilds_a_collection_from_the_database_and_status_reports_it(
     assert [(c["collection"], c["app"], c["model"], c["rows"], c["points"], c["pending"], c["failed"], c["differs"])
             for c in report["collections"]] == [
         ("orders", "canopy", "Order", 1, 0, 1, 0, True),
+        ("research_reports", "grove", "ResearchReport", 0, 0, 0, 0, False),
         ("research_sessions", "grove", "ResearchSession", 2, 2, 0, 0, False)]
     assert (report["pending"], report["failed"], report["errors"]) == (1, 0, [])
     text_status = run_timber("vectors", "status", env=env)
@@ -335,15 +336,16 @@ def test_reindex_rebuilds_a_collection_from_the_database_and_status_reports_it(
         "outbox: 1 pending, 0 failed",
         "index differs from the database in orders (pending work may close the gap: `timber vectors sync`); compare"
         " ids and content with `timber vectors verify`, fix with `timber vectors verify --repair`"]
-    assert text_status.stdout.splitlines()[:4] == [
+    assert text_status.stdout.splitlines()[:5] == [
         "collection         app     model            rows  points  pending  failed  index",
         "-----------------  ------  ---------------  ----  ------  -------  ------  -------",
         "orders             canopy  Order            1     0       1        0       DIFFERS",
+        "research_reports   grove   ResearchReport   0     0       0        0       ok",
         "research_sessions  grove   ResearchSession  2     2       0        0       ok"]
     unknown = run_timber("vectors", "reindex", "--model", "Trade", env=env)
     assert (unknown.returncode, unknown.stderr.splitlines()[-1] + "\n") == (
         1, "Error: NotFoundError: model 'Trade' has no vector search; models with vector search: Order, "
-           "ResearchSession\n")
+           "ResearchReport, ResearchSession\n")
     k = start(url)
     assert indexed_notes(k) == {apple: APPLE, garden: GARDEN}
     k.close()
@@ -491,6 +493,7 @@ def test_verify_names_missing_orphan_and_stale_points_and_repair_makes_the_index
         0, "collection         rows  points  state\n"
            "-----------------  ----  ------  -----\n"
            "orders             0     0       ok\n"
+           "research_reports   0     0       ok\n"
            "research_sessions  3     3       ok\n")
     k = start(url)
     assert indexed_notes(k) == db_notes(k) == {kept: APPLE, changed: "Apple raised its dividend",

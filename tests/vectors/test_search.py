@@ -146,7 +146,7 @@ def test_bad_input_gets_clear_errors(kernel: Any, alice: str) -> None:
         assert str(err.value) == f"search: query must be non-empty text to search for, not {query!r}"
     with pytest.raises(NotFoundError) as nf:
         vector_service.search(QUERY, "research_notes")
-    assert str(nf.value) == "search: no vector collection 'research_notes'; app 'grove' may search: research_sessions"
+    assert str(nf.value) == "search: no vector collection 'research_notes'; app 'grove' may search: research_reports, research_sessions"
     with pytest.raises(ValidationError) as err:
         vector_service.search(QUERY, "research_sessions", {"symbol": "AAPL"})
     assert str(err.value) == ("search: cannot filter on 'symbol': it is not an indexed field; indexed fields: "
@@ -194,6 +194,6 @@ def test_vector_search_turned_off_records_nothing_and_refuses_to_search(
 
 
 def test_the_vectors_service_is_reachable_by_name(kernel: Any) -> None:
-    assert kernel.services["vectors"].collections() == ["research_sessions"]
+    assert kernel.services["vectors"].collections() == ["research_reports", "research_sessions"]
     with timber_core.platform_context():
-        assert vector_service.collections() == ["orders", "research_sessions"]
+        assert vector_service.collections() == ["orders", "research_reports", "research_sessions"]

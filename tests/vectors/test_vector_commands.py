@@ -73,6 +73,7 @@ def test_status_prints_one_table_then_the_outbox(timber: Invoke) -> None:
         "collection         app     model            rows  points  pending  failed  index",
         "-----------------  ------  ---------------  ----  ------  -------  ------  -------",
         "orders             canopy  Order            0     0       0        0       ok",
+        "research_reports   grove   ResearchReport   0     0       0        0       ok",
         "research_sessions  grove   ResearchSession  1     0       1        0       DIFFERS",
         "outbox: 1 pending, 0 failed",
         "index differs from the database in research_sessions (pending work may close the gap: `timber vectors "
@@ -83,7 +84,7 @@ def test_status_prints_one_table_then_the_outbox(timber: Invoke) -> None:
 def test_status_json_counts_rows_points_and_pending(timber: Invoke) -> None:
     report = json.loads(timber("vectors", "status", "--json").output)
     assert [(c["collection"], c["rows"], c["points"], c["pending"]) for c in report["collections"]] == [
-        ("orders", 0, 0, 0), ("research_sessions", 1, 0, 1)]
+        ("orders", 0, 0, 0), ("research_reports", 0, 0, 0), ("research_sessions", 1, 0, 1)]
 
 
 def test_verify_finds_the_missing_point_and_repair_writes_it(timber: Invoke) -> None:
@@ -95,7 +96,7 @@ def test_verify_finds_the_missing_point_and_repair_writes_it(timber: Invoke) -> 
     assert found.stderr == "run `timber vectors verify --repair` to make the index equal the database\n"
     repaired = timber("vectors", "verify", "--repair", "--json")
     assert repaired.exit_code == 0, repaired.output
-    assert [d["collection"] for d in json.loads(repaired.stdout)] == ["orders", "research_sessions"]
+    assert [d["collection"] for d in json.loads(repaired.stdout)] == ["orders", "research_reports", "research_sessions"]
 
 
 def test_reindex_rebuilds_one_model(timber: Invoke) -> None:
