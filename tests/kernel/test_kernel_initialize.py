@@ -61,6 +61,22 @@ def test_initialize_with_model_config_dirs_defines_a_direct_app(tmp_path: Path) 
     assert kernel.table_owner("books") == "library"
 
 
+def test_a_direct_app_without_session_types_owns_the_one_named_after_it(tmp_path: Path) -> None:
+    kernel = _init(tmp_path, app="library", model_config_dirs=[str(GOOD_YAML / "library")])
+    assert kernel.apps.session_types_of("library") == frozenset({"library"})
+
+
+def test_a_direct_app_declaring_session_types_owns_only_those(tmp_path: Path) -> None:
+    kernel = _init(tmp_path, app="library", model_config_dirs=[str(GOOD_YAML / "library")], session_types=["loans"])
+    assert kernel.apps.session_types_of("library") == frozenset({"loans"})
+
+
+def test_a_direct_app_named_like_another_apps_type_gets_no_default_type(tmp_path: Path) -> None:
+    kernel = _init(tmp_path, app="research", model_config_dirs=[str(GOOD_YAML / "library")])
+    assert (kernel.apps.session_types_of("research"), kernel.apps.session_types_of("grove")) == (
+        frozenset(), frozenset({"research", "analysis"}))
+
+
 def test_initialize_refuses_unknown_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
         _init(tmp_path, pool_sise=3)
