@@ -1,0 +1,176 @@
+"""The keys of encrypted columns: where they come from, and what is done with them.
+
+Two secrets, never stored in the database:
+
+* the Fernet keys (``TIMBER_ENCRYPTION_KEYS``, comma-separated, newest first; else the file
+  ``TIMBER_ENCRYPTION_KEY_FILE``, one key a line, newest first). The newest encrypts; every
+  one decrypts (:class:`~cryptography.fernet.MultiFernet`), so a new key can be put first
+  while ``timber keys rotate`` re-encrypts the rows and reads keep working.
+* the blind-index secret (``TIMBER_BLIND_INDEX_KEY``), from which one HMAC-SHA256 key per
+  column is derived (HKDF). It is separate from the Fernet keys so that rotating them leaves
+  every blind index valid.
+
+Unset on SQLite (the embedded default), each is generated once into ``$TIMBER_HOME``
+(``encryption_keys``, ``blind_index_key``; 0600, created atomically, shared by every
+process on that home), as ``auth.py`` does for token keys. Unset on PostgreSQL, the kernel
+refuses to start: processes of several apps on several machines must share the keys, and a
+key generated on one machine would make the others' rows unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..config import fernet_keys
+from ..errors import ConfigurationError
+
+__all__ = ["FieldKeys", "generate_key", "load_field_keys", "KEY_FILE", "BLIND_INDEX_KEY_FILE", "InvalidToken"]
+
+#: The generated Fernet key file under TIMBER_HOME (SQLite, when no key is configured).
+KEY_FILE = "encryption_keys"
+#: The generated blind-index secret under TIMBER_HOME (SQLite, when TIMBER_BLIND_INDEX_KEY is unset).
+BLIND_INDEX_KEY_FILE = "blind_index_key"
+_MIN_BLIND_INDEX_SECRET = 32
+
+
+def generate_key() -> str:
+    """Return a new Fernet key (url-safe base64 text), for ``TIMBER_ENCRYPTION_KEYS``."""
+    return Fernet.generate_key().decode("ascii")
+
+
+class FieldKeys:
+    """The Fernet keys (newest first) and the blind-index secret; ``source`` says where they came from."""
+
+    def __init__(self, keys: Sequence[str], blind_index_secret: str | None, source: str) -> None:
+        if not keys:
+            raise ConfigurationError("no encryption key: set TIMBER_ENCRYPTION_KEYS (make one with `timber keys generate`)")
+        self.source = source
+        self._fernets = [Fernet(k.encode("ascii")) for k in keys]
+        self._all = MultiFernet(self._fernets)
+        self._newest = self._fernets[0]
+        self._secret = blind_index_secret.encode() if blind_index_secret else None
+        self._derived: dict[str, bytes] = {}
+
+    @property
+    def count(self) -> int:
+        """How many Fernet keys decrypt."""
+        return len(self._fernets)
+
+    def encrypt(self, plaintext: str) -> str:
+        """Return the Fernet token of ``plaintext`` under the newest key."""
+        return self._newest.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        """Return the plaintext of ``token``; raise InvalidToken when no key decrypts it."""
+        return self._all.decrypt(token.encode("ascii")).decode("utf-8")
+
+    def is_current(self, token: str) -> bool:
+        """Return whether the newest key alone decrypts ``token`` (rotation skips such values)."""
+        try:
+            self._newest.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, token: str) -> str:
+        """Return ``token`` re-encrypted under the newest key; raise InvalidToken when no key decrypts it."""
+        return self._all.rotate(token.encode("ascii")).decode("ascii")
+
+    def blind_index(self, label: str, value: str) -> str:
+        """Return the keyed hash (hex HMAC-SHA256) of ``value`` for the column ``label`` (``table.column``).
+
+        Each column gets its own key (HKDF of the secret with the label), so equal values in two
+        columns or two apps hash differently.
+        """
+        if self._secret is None:
+            raise ConfigurationError("no blind-index key: set TIMBER_BLIND_INDEX_KEY (at least 32 characters)")
+        key = self._derived.get(label)
+        if key is None:
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=f"timber blind index {label}".encode()).derive(self._secret)
+            self._derived[label] = key
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(value.encode("utf-8"))
+        return mac.finalize().hex()
+
+
+def _home_secret(path: Path, make: str) -> str:
+    """Return the text of ``path``, creating it first with ``make`` (0600, atomically) if missing."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(make + "\n")
+        try:
+            os.link(tmp, path)  # fails if another process made it first: theirs is the one kept
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def _read_key_file(path: str) -> tuple[str, ...]:
+    try:
+        raw = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={path!r} cannot be read: {exc.strerror}") from None
+    lines = [line.strip() for line in raw.splitlines() if line.strip() and not line.strip().startswith("#")]
+    try:
+        return fernet_keys(",".join(lines))
+    except ValueError as exc:
+        raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={path!r}: {exc}") from None
+
+
+def _refuse(setting: str, why: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{setting} is not set: {why}. On PostgreSQL every process of every app must use the same keys: "
+        f"set {setting} in each app's environment (see docs/services.md, \"Field encryption\")"
+    )
+
+
+def load_field_keys(config: Any, dialect: str, columns: str, blind_index: bool) -> FieldKeys:
+    """Return the keys ``config`` names (see the module docstring) for a kernel on ``dialect``.
+
+    ``columns`` names the encrypted columns for the error when no key is configured on
+    PostgreSQL; ``blind_index``: some column needs the blind-index secret.
+    """
+    home = Path(config.TIMBER_HOME)
+    if config.ENCRYPTION_KEYS:
+        keys, source = tuple(config.ENCRYPTION_KEYS), "TIMBER_ENCRYPTION_KEYS"
+    elif config.ENCRYPTION_KEY_FILE:
+        keys, source = _read_key_file(config.ENCRYPTION_KEY_FILE), f"TIMBER_ENCRYPTION_KEY_FILE ({config.ENCRYPTION_KEY_FILE})"
+        if not keys:
+            raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={config.ENCRYPTION_KEY_FILE!r} holds no key: "
+                                     f"put one there (`timber keys generate`)")
+    elif dialect == "sqlite":
+        path = home / KEY_FILE
+        _home_secret(path, generate_key())
+        config_file = str(path)
+        keys, source = _read_key_file(config_file), str(path)
+    else:
+        raise _refuse("TIMBER_ENCRYPTION_KEYS", f"the encrypted columns {columns} need a key")
+    secret = None
+    if blind_index:
+        secret = config.BLIND_INDEX_KEY
+        if secret is None and dialect == "sqlite":
+            secret = _home_secret(home / BLIND_INDEX_KEY_FILE, secrets.token_urlsafe(48))
+        if secret is None:
+            raise _refuse("TIMBER_BLIND_INDEX_KEY", "blind_index: true columns need a secret to hash with")
+        if len(secret) < _MIN_BLIND_INDEX_SECRET:
+            raise ConfigurationError(f"TIMBER_BLIND_INDEX_KEY is shorter than {_MIN_BLIND_INDEX_SECRET} characters; "
+                                     f"make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return FieldKeys(keys, secret, source)
