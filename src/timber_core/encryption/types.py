@@ -26,7 +26,7 @@ from .keys import FieldKeys, InvalidToken, load_field_keys
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
-__all__ = ["EncryptedText", "EncryptedColumn", "encrypted_columns", "install", "blind_index_of", "listen_blind_indexes"]
+__all__ = ["EncryptedText", "EncryptedColumn", "encrypted_columns", "install", "blind_index_of", "listen_encrypted"]
 
 #: Operators rewritten onto the blind-index column (the value hashed), and those that work on NULL alone.
 _EQUALITY = {operators.eq, operators.ne, operators.in_op, operators.not_in_op}
@@ -53,13 +53,19 @@ class EncryptedText(TypeDecorator[str]):
                                   f"(timber_core.initialize_timber) started with ENABLE_ENCRYPTION=true")
         return self.keys
 
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+    def check(self, value: Any) -> None:
+        """Raise ValidationError unless ``value`` is None or text within the column's length."""
         if value is None:
-            return None
+            return
         if not isinstance(value, str):
             raise ValidationError(f"{self.label}: an encrypted field holds text; got {type(value).__name__}")
         if self.max_length is not None and len(value) > self.max_length:
             raise ValidationError(f"{self.label}: at most {self.max_length} characters; got {len(value)}")
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        self.check(value)  # the ORM checked on assignment; this is for Core statements
         return self._keys().encrypt(value)
 
     def process_result_value(self, value: Any, dialect: Any) -> str | None:
@@ -163,8 +169,19 @@ def blind_index_of(model: type, field: str, value: str) -> str:
     return col.type.hash(value)
 
 
-def listen_blind_indexes(cls: type, pairs: list[tuple[str, str]]) -> None:
-    """Keep each ``(encrypted attribute, hash attribute)`` of ``cls`` in step when the ORM inserts or updates a row."""
+def listen_encrypted(cls: type, attrs: list[str], pairs: list[tuple[str, str]]) -> None:
+    """Check each encrypted attribute of ``cls`` on assignment (a ValidationError then, not a wrapped one at
+    flush), and keep each ``(encrypted attribute, hash attribute)`` in step when the ORM inserts or updates a row."""
+    for attr in attrs:
+        enc: EncryptedText = cls.__table__.c[attr].type
+
+        def check(_target: Any, value: Any, _old: Any, _initiator: Any, enc: EncryptedText = enc) -> Any:
+            enc.check(value)
+            return value
+
+        event.listen(getattr(cls, attr), "set", check, retval=True)
+    if not pairs:
+        return
     types = {attr: cls.__table__.c[attr].type for attr, _ in pairs}
 
     def fill(_mapper: Any, _conn: Any, target: Any) -> None:

@@ -175,10 +175,11 @@ def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[s
         for rel in model.relationships:
             attrs[rel.name] = _relationship(model, rel)
         classes[model.name] = type(model.name, (base,), attrs)
-        blind = [(attribute_name(c.name), attribute_name(c.blind_index_column))
-                 for c in model.columns if c.encrypted and c.blind_index]
-        if blind:
-            from ..encryption.types import listen_blind_indexes
+        encrypted = [c for c in model.columns if c.encrypted]
+        if encrypted:
+            from ..encryption.types import listen_encrypted
 
-            listen_blind_indexes(classes[model.name], blind)
+            listen_encrypted(classes[model.name], [attribute_name(c.name) for c in encrypted],
+                             [(attribute_name(c.name), attribute_name(c.blind_index_column))
+                              for c in encrypted if c.blind_index])
     return base, classes
