@@ -234,7 +234,7 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
             c.fail(c.line_of(m, "ondelete"), f"{field}.ondelete", "needs a foreign_key on the same column")
         else:
             col.ondelete = ondelete.upper()
-    _check_encrypted_column(c, m, col, f"{field}.{name}")
+    _check_encrypted_column(c, m, col, field)
     return col
 
 
