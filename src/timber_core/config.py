@@ -84,7 +84,7 @@ def secret_keys(raw: str) -> tuple[str, ...]:
 
 
 def fernet_keys(raw: str) -> tuple[str, ...]:
-    """Parse comma-separated Fernet keys (url-safe base64 of 32 bytes, 44 characters), newest first."""
+    """Parse comma-separated encryption keys (url-safe base64 of 32 bytes, 44 characters, as Fernet's), newest first."""
     import base64
     import binascii
 
@@ -98,7 +98,7 @@ def fernet_keys(raw: str) -> tuple[str, ...]:
         if not ok:
             bad.append(i + 1)
     if bad:
-        raise ValueError(f"key number {', '.join(map(str, bad))} is not a Fernet key (url-safe base64 of 32 bytes); "
+        raise ValueError(f"key number {', '.join(map(str, bad))} is not an encryption key (url-safe base64 of 32 bytes); "
                          "make one with `timber keys generate`")
     return keys
 
@@ -154,11 +154,11 @@ class TimberConfig:
     ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False,
                                 "true: encrypted: true columns work; false: a kernel with any refuses to start")
     ENCRYPTION_KEYS = Setting("TIMBER_ENCRYPTION_KEYS", fernet_keys, (),
-                              "Fernet keys of encrypted columns, comma-separated, newest first (the first encrypts, "
+                              "AES-256-GCM keys of encrypted columns, comma-separated, newest first (the first encrypts, "
                               "all decrypt); unset: TIMBER_ENCRYPTION_KEY_FILE, else SQLite generates "
                               "$TIMBER_HOME/encryption_keys, PostgreSQL refuses", secret=True)
     ENCRYPTION_KEY_FILE = Setting("TIMBER_ENCRYPTION_KEY_FILE", text, None,
-                                  "a file of Fernet keys, one a line, newest first (when TIMBER_ENCRYPTION_KEYS is unset)")
+                                  "a file of encryption keys, one a line, newest first (when TIMBER_ENCRYPTION_KEYS is unset)")
     BLIND_INDEX_KEY = Setting("TIMBER_BLIND_INDEX_KEY", text, None,
                               "secret of at least 32 characters the blind-index HMAC keys derive from; unset: SQLite "
                               "generates $TIMBER_HOME/blind_index_key, PostgreSQL refuses", secret=True)

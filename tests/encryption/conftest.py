@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 import timber_core
 from timber_core.config import TimberConfig
+from timber_core.encryption import generate_key
 
 PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
 #: Two fixed keys and a blind-index secret, so a test can say which key wrote a row.
-OLD_KEY = Fernet.generate_key().decode()
-NEW_KEY = Fernet.generate_key().decode()
+OLD_KEY = generate_key()
+NEW_KEY = generate_key()
 BLIND_SECRET = "b" * 40
 
 

@@ -18,7 +18,7 @@ _HEAD = """models:
         type: String(36)
         primary_key: true
 """
-_CIPHER = ("its stored value is a random-looking Fernet token, different each time the same text is written")
+_CIPHER = ("its stored value is a random-looking token (AES-256-GCM), different each time the same text is written")
 
 
 def _problems(extra: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The ``timber keys`` commands: ``register(cli)`` adds them.
 
-``timber keys generate`` prints a new Fernet key as its last line; ``timber keys rotate
+``timber keys generate`` prints a new encryption key as its last line; ``timber keys rotate
 [--batch-size N]`` re-encrypts every encrypted column of every app under the newest key
 (:func:`timber_core.encryption.rotate`), one progress line per batch.
 
@@ -32,7 +32,7 @@ def register(cli: click.Group) -> None:
         """Print a new encryption key (its last line), to put first in TIMBER_ENCRYPTION_KEYS."""
         from .keys import generate_key
 
-        click.echo("# New Fernet key: put it first in TIMBER_ENCRYPTION_KEYS (newest first, keep the old ones "
+        click.echo("# New encryption key: put it first in TIMBER_ENCRYPTION_KEYS (newest first, keep the old ones "
                    "after it), restart the apps, then run `timber keys rotate`.")
         click.echo(generate_key())
 

@@ -1,7 +1,7 @@
 """The column type of ``encrypted: true`` columns, their blind indexes, and binding the keys to them.
 
 :class:`EncryptedText` is a SQLAlchemy ``TypeDecorator`` over ``Text``: a value is encrypted
-(Fernet, the newest key) when it is bound to a statement and decrypted when a row is loaded,
+(AES-256-GCM, the newest key; see :mod:`.keys`) when it is bound to a statement and decrypted when a row is loaded,
 so the database, its logs and its backups only ever hold tokens. Comparing an encrypted
 column in SQL cannot work (each token is different, even for one text), so its comparator
 refuses every operator, except that with ``blind_index: true`` ``==``, ``!=``, ``in_`` and
@@ -34,7 +34,7 @@ _NULL_TESTS = {operators.is_, operators.is_not}
 
 
 class EncryptedText(TypeDecorator[str]):
-    """Text stored as a Fernet token. ``label`` names the column in errors (``Model.field (app 'x')``),
+    """Text stored as an encrypted token. ``label`` names the column in errors (``Model.field (app 'x')``),
     ``hash_label`` (``table.column``) derives its blind-index key, ``blind_index`` is the hash column or None,
     ``max_length`` the plaintext limit of a ``String(n)`` column."""
 

@@ -239,7 +239,7 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
 
 
 #: What an encrypted column's value is compared to, for each refused option: why it cannot work.
-_CIPHERTEXT = "its stored value is a random-looking Fernet token, different each time the same text is written"
+_CIPHERTEXT = "its stored value is a random-looking token (AES-256-GCM), different each time the same text is written"
 
 
 def _check_encrypted_column(c: _Checker, m: LineDict, col: ColumnSpec, field: str) -> None:
