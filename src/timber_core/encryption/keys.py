@@ -12,8 +12,8 @@ Two secrets, never stored in the database:
   every blind index valid.
 
 Values are sealed with AES-256-GCM (``cryptography``'s AESGCM: authenticated, a random
-96-bit nonce per value) as the token ``base64url(version 1 | key id (4) | nonce (12) |
-ciphertext and tag)``. The key id (a digest prefix of the key) picks the key to try, so
+96-bit nonce per value) as the token ``base64(version 1 | key id (4) | nonce (12) |
+ciphertext and tag)`` (the standard alphabet: binascii's C codec, no translation step). The key id (a digest prefix of the key) picks the key to try, so
 rotation tells a value under the newest key without decrypting it. Not Fernet, though the
 keys look alike: Fernet (AES-128-CBC + HMAC, a new cipher context per call) measured about
 60 µs per decrypt here, which made reading rows with two encrypted fields 0.23x as fast as
@@ -38,9 +38,10 @@ from typing import Any
 import base64
 import binascii
 import hashlib
+import hmac as _stdlib_hmac
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -84,6 +85,7 @@ class FieldKeys:
         for key in raw:
             self._by_kid.setdefault(_kid(key), []).append(AESGCM(key))
         self._newest_kid, self._newest = _kid(raw[0]), AESGCM(raw[0])
+        self._newest_head = _VERSION + self._newest_kid
         self._secret = blind_index_secret.encode() if blind_index_secret else None
         self._derived: dict[str, bytes] = {}
 
@@ -91,35 +93,32 @@ class FieldKeys:
         """Return the token of ``plaintext`` under the newest key."""
         nonce = os.urandom(_NONCE)
         sealed = self._newest.encrypt(nonce, plaintext.encode("utf-8"), None)
-        return base64.urlsafe_b64encode(_VERSION + self._newest_kid + nonce + sealed).decode("ascii")
+        return binascii.b2a_base64(self._newest_head + nonce + sealed, newline=False).decode("ascii")
 
-    def _open(self, token: str) -> tuple[bytes, bytes]:
-        """Return (key id, plaintext bytes) of ``token``; raise InvalidToken when no key decrypts it."""
+    def decrypt(self, token: str) -> str:
+        """Return the plaintext of ``token``; raise InvalidToken when no key decrypts it."""
+        # On every row loaded: the newest key's tokens (the usual case) take the shortest path.
         try:
-            data = base64.urlsafe_b64decode(token.encode("ascii"))
-        except (binascii.Error, ValueError, UnicodeError):
+            data = binascii.a2b_base64(token)
+        except (binascii.Error, ValueError):
             raise InvalidToken from None
-        if len(data) < _HEADER or data[:1] != _VERSION:
-            raise InvalidToken
-        kid, nonce, sealed = data[1:1 + _KID], data[1 + _KID:_HEADER], data[_HEADER:]
-        for aead in self._by_kid.get(kid, ()):
+        head = data[:_HEADER - _NONCE]
+        keys = (self._newest,) if head == self._newest_head else (
+            self._by_kid.get(head[1:], ()) if head[:1] == _VERSION else ())
+        for aead in keys:
             try:
-                return kid, aead.decrypt(nonce, sealed, None)
+                return aead.decrypt(data[_HEADER - _NONCE:_HEADER], data[_HEADER:], None).decode("utf-8")
             except InvalidTag:
                 continue
         raise InvalidToken
 
-    def decrypt(self, token: str) -> str:
-        """Return the plaintext of ``token``; raise InvalidToken when no key decrypts it."""
-        return self._open(token)[1].decode("utf-8")
-
     def is_current(self, token: str) -> bool:
         """Return whether ``token`` is under the newest key (rotation skips such values), from its key id."""
         try:
-            data = base64.urlsafe_b64decode(token.encode("ascii"))
-        except (binascii.Error, ValueError, UnicodeError):
+            data = binascii.a2b_base64(token)
+        except (binascii.Error, ValueError):
             return False
-        return data[:1] == _VERSION and data[1:1 + _KID] == self._newest_kid
+        return data[:_HEADER - _NONCE] == self._newest_head
 
     def rotate(self, token: str) -> str:
         """Return ``token`` re-encrypted under the newest key; raise InvalidToken when no key decrypts it."""
@@ -138,9 +137,7 @@ class FieldKeys:
             key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                        info=f"timber blind index {label}".encode()).derive(self._secret)
             self._derived[label] = key
-        mac = hmac.HMAC(key, hashes.SHA256())
-        mac.update(value.encode("utf-8"))
-        return mac.finalize().hex()
+        return _stdlib_hmac.digest(key, value.encode("utf-8"), "sha256").hex()
 
 
 def _home_secret(path: Path, make: str) -> str:

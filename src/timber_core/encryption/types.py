@@ -75,11 +75,32 @@ class EncryptedText(TypeDecorator[str]):
         try:
             return keys.decrypt(value)
         except (InvalidToken, UnicodeError, ValueError):
-            raise EncryptionError(
-                f"cannot decrypt {self.label}: no key in {keys.source} decrypts the stored value (it was "
-                f"encrypted with a key that is no longer listed, or written without Timber): put that key back "
-                f"after the newest one, then run `timber keys rotate`"
-            ) from None
+            raise self._undecryptable(keys) from None
+
+    def _undecryptable(self, keys: FieldKeys) -> EncryptionError:
+        return EncryptionError(
+            f"cannot decrypt {self.label}: no key in {keys.source} decrypts the stored value (it was "
+            f"encrypted with a key that is no longer listed, or written without Timber): put that key back "
+            f"after the newest one, then run `timber keys rotate`"
+        )
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        # Called once per column per statement; the closure runs on every row loaded, so it skips
+        # TypeDecorator's generic layers (Text has no result processor of its own on SQLite or psycopg).
+        if self.impl_instance.result_processor(dialect, coltype) is not None:  # pragma: no cover - other drivers
+            return super().result_processor(dialect, coltype)
+        keys = self._keys()
+        decrypt = keys.decrypt
+
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            try:
+                return decrypt(value)
+            except (InvalidToken, UnicodeError, ValueError):
+                raise self._undecryptable(keys) from None
+
+        return process
 
     def hash(self, value: Any) -> str:
         """Return the blind-index hash of ``value`` (text) for this column."""
