@@ -63,9 +63,19 @@ def _timed(fn: Callable[[], None]) -> tuple[float, float]:
 def run(url: str, label: str, rows: int, rounds: int) -> list[tuple[str, str, str, float, float]]:
     import timber_core
 
-    kernel = timber_core.initialize_timber("benchcrypt", model_config_dirs=[_models_dir()], database_url=url,
-                                           session_types=["bench_crypt"], create_tables=True)
+    from timber_core.migrations.doctor import skip_startup_check
+
+    # A bench app has no migrations; on PostgreSQL its tables get the role and grants a
+    # migration would give (docs/isolation.md), so the rows go through the same app context.
+    with skip_startup_check():
+        kernel = timber_core.initialize_timber("benchcrypt", model_config_dirs=[_models_dir()], database_url=url,
+                                               session_types=["bench_crypt"], create_tables=True)
     names = ("Plain", "Sealed", "Indexed")
+    if kernel.db.dialect == "postgresql":
+        with kernel.db.admin_connection() as conn:
+            conn.exec_driver_sql("DO $$ BEGIN CREATE ROLE timber_benchcrypt NOLOGIN; "
+                                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+            conn.exec_driver_sql("GRANT ALL ON bench_plain, bench_sealed, bench_indexed TO timber_benchcrypt")
     models = {n: kernel.get_model(n) for n in names}
     text = "lorem ipsum dolor sit amet, " * 8  # 224 characters of notes per row
 
