@@ -247,3 +247,34 @@ def test_keys_are_read_from_the_key_file(start: Start, monkeypatch: pytest.Monke
     with kernel.db.session_scope() as s:
         assert s.get(kernel.get_model("Card"), card_id).notes == "under the old key"
     assert kernel.field_keys.source == f"TIMBER_ENCRYPTION_KEY_FILE ({key_file})"
+
+
+@pytest.mark.parametrize("url", ["sqlite"], indirect=True)
+def test_a_key_file_that_cannot_be_read_is_a_configuration_error(start: Start, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    monkeypatch.delenv("TIMBER_ENCRYPTION_KEYS")
+    monkeypatch.setenv("TIMBER_ENCRYPTION_KEY_FILE", str(tmp_path / "missing.txt"))
+    with pytest.raises(ConfigurationError) as info:
+        start()
+    assert str(info.value) == f"TIMBER_ENCRYPTION_KEY_FILE={str(tmp_path / 'missing.txt')!r} cannot be read: " \
+                              f"No such file or directory"
+
+
+@pytest.mark.parametrize("url", ["sqlite"], indirect=True)
+def test_a_malformed_key_is_a_configuration_error_that_does_not_repeat_it(start: Start,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIMBER_ENCRYPTION_KEYS", f"{NEW_KEY},not-a-key")
+    with pytest.raises(ConfigurationError) as info:
+        start()
+    assert str(info.value) == (
+        "environment variable TIMBER_ENCRYPTION_KEYS is malformed: key number 2 is not an encryption key (url-safe "
+        "base64 of 32 bytes); make one with `timber keys generate`")
+
+
+@pytest.mark.parametrize("url", ["sqlite"], indirect=True)
+def test_a_short_blind_index_key_is_a_configuration_error(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIMBER_BLIND_INDEX_KEY", "short")
+    with pytest.raises(ConfigurationError) as info:
+        start()
+    assert str(info.value) == ("TIMBER_BLIND_INDEX_KEY is shorter than 32 characters; make one with "
+                               "python -c 'import secrets; print(secrets.token_urlsafe(32))'")

@@ -160,16 +160,17 @@ def _home_secret(path: Path, make: str) -> str:
     return path.read_text().strip()
 
 
-def _read_key_file(path: str) -> tuple[str, ...]:
+def _read_key_file(path: str, name: str) -> tuple[str, ...]:
+    """Return the keys of the file ``path`` (one a line, ``#`` comments); ``name`` says what it is in errors."""
     try:
         raw = Path(path).read_text()
     except OSError as exc:
-        raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={path!r} cannot be read: {exc.strerror}") from None
+        raise ConfigurationError(f"{name} cannot be read: {exc.strerror}") from None
     lines = [line.strip() for line in raw.splitlines() if line.strip() and not line.strip().startswith("#")]
     try:
         return fernet_keys(",".join(lines))
     except ValueError as exc:
-        raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={path!r}: {exc}") from None
+        raise ConfigurationError(f"{name}: {exc}") from None
 
 
 def _refuse(setting: str, why: str) -> ConfigurationError:
@@ -189,15 +190,15 @@ def load_field_keys(config: Any, dialect: str, columns: str, blind_index: bool) 
     if config.ENCRYPTION_KEYS:
         keys, source = tuple(config.ENCRYPTION_KEYS), "TIMBER_ENCRYPTION_KEYS"
     elif config.ENCRYPTION_KEY_FILE:
-        keys, source = _read_key_file(config.ENCRYPTION_KEY_FILE), f"TIMBER_ENCRYPTION_KEY_FILE ({config.ENCRYPTION_KEY_FILE})"
+        keys = _read_key_file(config.ENCRYPTION_KEY_FILE, f"TIMBER_ENCRYPTION_KEY_FILE={config.ENCRYPTION_KEY_FILE!r}")
+        source = f"TIMBER_ENCRYPTION_KEY_FILE ({config.ENCRYPTION_KEY_FILE})"
         if not keys:
             raise ConfigurationError(f"TIMBER_ENCRYPTION_KEY_FILE={config.ENCRYPTION_KEY_FILE!r} holds no key: "
                                      f"put one there (`timber keys generate`)")
     elif dialect == "sqlite":
         path = home / KEY_FILE
         _home_secret(path, generate_key())
-        config_file = str(path)
-        keys, source = _read_key_file(config_file), str(path)
+        keys, source = _read_key_file(str(path), f"the generated key file {path}"), str(path)
     else:
         raise _refuse("TIMBER_ENCRYPTION_KEYS", f"the encrypted columns {columns} need a key")
     secret = None
