@@ -100,8 +100,10 @@ def run(url: str, label: str, rows: int, rounds: int) -> list[tuple[str, str, st
         for op, make in (("insert", insert), ("read", read)):
             for n in names:
                 times.setdefault((op, n), []).append(_timed(make(models[n])))
+    for n in names:  # the cycle: a round's insert and read together
+        times[("insert+read", n)] = [(a[0] + b[0], a[1] + b[1]) for a, b in zip(times[("insert", n)], times[("read", n)])]
     out = []
-    for op in ("insert", "read"):
+    for op in ("insert", "read", "insert+read"):
         base = times[(op, "Plain")]
         for n in names[1:]:
             mine = times[(op, n)]

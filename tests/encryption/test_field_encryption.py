@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import stat
 from collections.abc import Callable
@@ -40,7 +39,7 @@ def test_the_raw_table_holds_no_plaintext(start: Start) -> None:
     kernel = start()
     _add(kernel, label="ann", email="ann@example.com", notes="owes 40 to bob")
     (row,) = _raw(kernel)
-    sealed = [base64.urlsafe_b64decode(row.email), base64.urlsafe_b64decode(row.notes)]
+    sealed = [bytes.fromhex(row.email), bytes.fromhex(row.notes)]
     assert row.label == "ann"
     assert [b"ann" in t or b"owes" in t or "ann" in row.email or "owes" in row.notes for t in sealed] == [False, False]
     assert [t[:1] for t in sealed] == [b"\x01", b"\x01"]  # the token's version byte
@@ -191,7 +190,8 @@ def test_encrypted_columns_with_encryption_off_refuse_to_start(start: Start, mon
     with pytest.raises(ConfigurationError) as info:
         start()
     assert str(info.value) == (
-        "the models declare encrypted columns (Card.email (app 'vault'), Card.notes (app 'vault')) but "
+        "the models declare encrypted columns (Card.email (app 'vault'), Card.notes (app 'vault'), Memo.body "
+        "(app 'vault')) but "
         "ENABLE_ENCRYPTION is off: set ENABLE_ENCRYPTION=true and the keys (docs/services.md, \"Field encryption\")")
 
 
@@ -201,8 +201,8 @@ def test_postgresql_without_keys_refuses_to_start(start: Start, monkeypatch: pyt
     with pytest.raises(ConfigurationError) as info:
         start()
     assert str(info.value) == (
-        "TIMBER_ENCRYPTION_KEYS is not set: the encrypted columns Card.email (app 'vault'), Card.notes (app 'vault') "
-        "need a key. On PostgreSQL every process of every app must use the same keys: set TIMBER_ENCRYPTION_KEYS in "
+        "TIMBER_ENCRYPTION_KEYS is not set: the encrypted columns Card.email (app 'vault'), Card.notes (app 'vault'), "
+        "Memo.body (app 'vault') need a key. On PostgreSQL every process of every app must use the same keys: set TIMBER_ENCRYPTION_KEYS in "
         "each app's environment (see docs/services.md, \"Field encryption\")")
 
 

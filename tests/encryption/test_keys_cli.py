@@ -54,7 +54,7 @@ def test_keys_rotate_reports_each_batch_and_leaves_rows_readable_with_the_new_ke
         "vault vault_cards.email: 3/3 rows (3 re-encrypted, 0 already current)\n"
         "vault vault_cards.notes: 2/3 rows (2 re-encrypted, 0 already current)\n"
         "vault vault_cards.notes: 3/3 rows (3 re-encrypted, 0 already current)\n"
-        "rotated 6 values in 2 encrypted columns (0 already under the newest key); the older keys can now be "
+        "rotated 6 values in 3 encrypted columns (0 already under the newest key); the older keys can now be "
         "removed from TIMBER_ENCRYPTION_KEYS\n"))
     kernel = start(keys=NEW_KEY)
     with kernel.db.session_scope() as s:
@@ -69,7 +69,7 @@ def test_keys_rotate_run_again_finds_everything_current(start: Start, url: str,
     monkeypatch.setenv("DATABASE_URL", url)
     result = _timber("keys", "rotate")
     assert (result.exit_code, result.output.splitlines()[-1]) == (
-        0, "rotated 0 values in 2 encrypted columns (6 already under the newest key); the older keys can now be "
+        0, "rotated 0 values in 3 encrypted columns (6 already under the newest key); the older keys can now be "
            "removed from TIMBER_ENCRYPTION_KEYS")
 
 
@@ -103,7 +103,8 @@ def test_keys_rotate_with_encryption_off_is_one_error_line(url: str, monkeypatch
     TimberConfig.clear_cache()
     result = _timber("keys", "rotate")
     assert (result.exit_code, result.output) == (1, (
-        "Error: the models declare encrypted columns (Card.email (app 'vault'), Card.notes (app 'vault')) but "
+        "Error: the models declare encrypted columns (Card.email (app 'vault'), Card.notes (app 'vault'), "
+        "Memo.body (app 'vault')) but "
         "ENABLE_ENCRYPTION is off: set ENABLE_ENCRYPTION=true and the keys (docs/services.md, \"Field encryption\")\n"))
 
 

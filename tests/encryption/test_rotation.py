@@ -75,6 +75,7 @@ def test_a_resumed_rotation_skips_the_values_already_under_the_newest_key(start:
     assert [(str(t.column), t.total, t.rotated, t.current) for t in tallies] == [
         ("Card.email (app 'vault')", 7, 3, 4),
         ("Card.notes (app 'vault')", 7, 7, 0),
+        ("Memo.body (app 'vault')", 0, 0, 0),
     ]
 
 
@@ -112,3 +113,24 @@ def test_rotation_without_encrypted_columns_is_refused(url: str, monkeypatch: py
     with pytest.raises(ConfigurationError) as info:
         rotate(kernel)
     assert str(info.value) == "no model declares an encrypted column: nothing to rotate"
+
+
+def test_rotation_re_encrypts_every_users_rows_of_a_table_under_row_level_security(
+        start: Start, make_user: Callable[..., str]) -> None:
+    kernel = start()
+    Memo = kernel.get_model("Memo")
+    users = [make_user(), make_user()]
+    for user in users:
+        with timber_core.user_context(user), kernel.db.session_scope() as s:
+            s.add(Memo(user_id=user, body=f"memo of {user}"))
+    timber_core.shutdown()
+    rotated = rotate(start(keys=f"{NEW_KEY},{OLD_KEY}"))[-1]
+    timber_core.shutdown()
+    kernel = start(keys=NEW_KEY)
+    Memo = kernel.get_model("Memo")
+    bodies = []
+    for user in users:  # each user, in the app's context, reads their own memo with the new key alone
+        with timber_core.user_context(user), kernel.db.session_scope() as s:
+            bodies += s.scalars(select(Memo.body)).all()
+    assert (str(rotated.column), rotated.rotated, bodies) == (
+        "Memo.body (app 'vault')", 2, [f"memo of {users[0]}", f"memo of {users[1]}"])

@@ -12,8 +12,10 @@ Two secrets, never stored in the database:
   every blind index valid.
 
 Values are sealed with AES-256-GCM (``cryptography``'s AESGCM: authenticated, a random
-96-bit nonce per value) as the token ``base64(version 1 | key id (4) | nonce (12) |
-ciphertext and tag)`` (the standard alphabet: binascii's C codec, no translation step). The key id (a digest prefix of the key) picks the key to try, so
+96-bit nonce per value) as the token ``hex(version 1 | key id (4) | nonce (12) |
+ciphertext and tag)``: hex rather than base64 because ``bytes.fromhex`` decodes in about half
+the time of ``binascii.a2b_base64`` here, on every value of every row loaded, for tokens half
+again as long. The key id (a digest prefix of the key) picks the key to try, so
 rotation tells a value under the newest key without decrypting it. Not Fernet, though the
 keys look alike: Fernet (AES-128-CBC + HMAC, a new cipher context per call) measured about
 60 µs per decrypt here, which made reading rows with two encrypted fields 0.23x as fast as
@@ -36,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import base64
-import binascii
 import hashlib
 import hmac as _stdlib_hmac
 
@@ -86,6 +87,7 @@ class FieldKeys:
             self._by_kid.setdefault(_kid(key), []).append(AESGCM(key))
         self._newest_kid, self._newest = _kid(raw[0]), AESGCM(raw[0])
         self._newest_head = _VERSION + self._newest_kid
+        self._newest_head_hex = self._newest_head.hex()
         self._secret = blind_index_secret.encode() if blind_index_secret else None
         self._derived: dict[str, bytes] = {}
 
@@ -93,14 +95,14 @@ class FieldKeys:
         """Return the token of ``plaintext`` under the newest key."""
         nonce = os.urandom(_NONCE)
         sealed = self._newest.encrypt(nonce, plaintext.encode("utf-8"), None)
-        return binascii.b2a_base64(self._newest_head + nonce + sealed, newline=False).decode("ascii")
+        return (self._newest_head + nonce + sealed).hex()
 
     def decrypt(self, token: str) -> str:
         """Return the plaintext of ``token``; raise InvalidToken when no key decrypts it."""
         # On every row loaded: the newest key's tokens (the usual case) take the shortest path.
         try:
-            data = binascii.a2b_base64(token)
-        except (binascii.Error, ValueError):
+            data = bytes.fromhex(token)
+        except (TypeError, ValueError):
             raise InvalidToken from None
         head = data[:_HEADER - _NONCE]
         keys = (self._newest,) if head == self._newest_head else (
@@ -114,11 +116,7 @@ class FieldKeys:
 
     def is_current(self, token: str) -> bool:
         """Return whether ``token`` is under the newest key (rotation skips such values), from its key id."""
-        try:
-            data = binascii.a2b_base64(token)
-        except (binascii.Error, ValueError):
-            return False
-        return data[:_HEADER - _NONCE] == self._newest_head
+        return token[:len(self._newest_head_hex)] == self._newest_head_hex
 
     def rotate(self, token: str) -> str:
         """Return ``token`` re-encrypted under the newest key; raise InvalidToken when no key decrypts it."""
