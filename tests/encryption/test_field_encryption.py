@@ -70,6 +70,19 @@ def test_a_value_no_configured_key_decrypts_is_an_error_naming_the_column(start:
         "the newest one, then run `timber keys rotate`")
 
 
+def test_a_value_written_without_timber_is_an_error_naming_the_column(start: Start) -> None:
+    kernel = start()
+    with timber_core.platform_context(), kernel.db.connection() as conn:
+        conn.execute(text("INSERT INTO vault_cards (id, label, notes, created_at, updated_at) "
+                          "VALUES ('raw', 'raw', 'plain text', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    with kernel.db.session_scope() as s, pytest.raises(EncryptionError) as info:
+        s.get(kernel.get_model("Card"), "raw")
+    assert str(info.value) == (
+        "cannot decrypt Card.notes (app 'vault'): no key in TIMBER_ENCRYPTION_KEYS decrypts the stored value (it "
+        "was encrypted with a key that is no longer listed, or written without Timber): put that key back after "
+        "the newest one, then run `timber keys rotate`")
+
+
 def test_an_older_key_still_decrypts_after_a_new_one_is_put_first(start: Start) -> None:
     kernel = start()
     card_id = _add(kernel, label="ann", email="ann@example.com", notes="owes 40 to bob")
