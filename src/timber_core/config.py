@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys", "fernet_keys",
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys", "encryption_keys",
            "debug_enabled"]
 
 T = TypeVar("T")
@@ -83,7 +83,7 @@ def secret_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
-def fernet_keys(raw: str) -> tuple[str, ...]:
+def encryption_keys(raw: str) -> tuple[str, ...]:
     """Parse comma-separated encryption keys (url-safe base64 of 32 bytes, 44 characters, as Fernet's), newest first."""
     import base64
     import binascii
@@ -153,7 +153,7 @@ class TimberConfig:
     QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
     ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False,
                                 "true: encrypted: true columns work; false: a kernel with any refuses to start")
-    ENCRYPTION_KEYS = Setting("TIMBER_ENCRYPTION_KEYS", fernet_keys, (),
+    ENCRYPTION_KEYS = Setting("TIMBER_ENCRYPTION_KEYS", encryption_keys, (),
                               "AES-256-GCM keys of encrypted columns, comma-separated, newest first (the first encrypts, "
                               "all decrypt); unset: TIMBER_ENCRYPTION_KEY_FILE, else SQLite generates "
                               "$TIMBER_HOME/encryption_keys, PostgreSQL refuses", secret=True)

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..config import fernet_keys
+from ..config import encryption_keys
 from ..errors import ConfigurationError
 
 __all__ = ["FieldKeys", "generate_key", "load_field_keys", "KEY_FILE", "BLIND_INDEX_KEY_FILE", "InvalidToken"]
@@ -166,7 +166,7 @@ def _read_key_file(path: str, name: str) -> tuple[str, ...]:
         raise ConfigurationError(f"{name} cannot be read: {exc.strerror}") from None
     lines = [line.strip() for line in raw.splitlines() if line.strip() and not line.strip().startswith("#")]
     try:
-        return fernet_keys(",".join(lines))
+        return encryption_keys(",".join(lines))
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
 
