@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys",
+__all__ = ["TimberConfig", "Setting", "boolean", "positive_int", "non_negative_int", "text", "drain_mode", "secret_keys", "encryption_keys",
            "debug_enabled"]
 
 T = TypeVar("T")
@@ -83,6 +83,26 @@ def secret_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
+def encryption_keys(raw: str) -> tuple[str, ...]:
+    """Parse comma-separated encryption keys (url-safe base64 of 32 bytes, 44 characters, as Fernet's), newest first."""
+    import base64
+    import binascii
+
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    bad = []
+    for i, key in enumerate(keys):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            bad.append(i + 1)
+    if bad:
+        raise ValueError(f"key number {', '.join(map(str, bad))} is not an encryption key (url-safe base64 of 32 bytes); "
+                         "make one with `timber keys generate`")
+    return keys
+
+
 def text(raw: str) -> str | None:
     """Return the text, or None when it is empty."""
     return raw.strip() or None
@@ -131,7 +151,17 @@ class TimberConfig:
     DATABASE_URL = Setting("DATABASE_URL", text, None, "SQLAlchemy URL; unset: embedded SQLite under TIMBER_HOME")
     REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")
     QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
-    ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False)
+    ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False,
+                                "true: encrypted: true columns work; false: a kernel with any refuses to start")
+    ENCRYPTION_KEYS = Setting("TIMBER_ENCRYPTION_KEYS", encryption_keys, (),
+                              "AES-256-GCM keys of encrypted columns, comma-separated, newest first (the first encrypts, "
+                              "all decrypt); unset: TIMBER_ENCRYPTION_KEY_FILE, else SQLite generates "
+                              "$TIMBER_HOME/encryption_keys, PostgreSQL refuses", secret=True)
+    ENCRYPTION_KEY_FILE = Setting("TIMBER_ENCRYPTION_KEY_FILE", text, None,
+                                  "a file of encryption keys, one a line, newest first (when TIMBER_ENCRYPTION_KEYS is unset)")
+    BLIND_INDEX_KEY = Setting("TIMBER_BLIND_INDEX_KEY", text, None,
+                              "secret of at least 32 characters the blind-index HMAC keys derive from; unset: SQLite "
+                              "generates $TIMBER_HOME/blind_index_key, PostgreSQL refuses", secret=True)
     ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True, "false: record no index work, search disabled")
     VECTOR_DRAIN = Setting("TIMBER_VECTOR_DRAIN", drain_mode, "inline",
                            "inline: index right after each commit; off: only `timber vectors sync`/`worker`")

@@ -17,6 +17,7 @@ __all__ = [
     "NotFoundError",
     "ValidationError",
     "VectorSearchError",
+    "EncryptionError",
     "AuthenticationError",
     "ConflictError",
 ]
@@ -76,6 +77,10 @@ class ValidationError(TimberError, ValueError):
 
 class VectorSearchError(TimberError):
     """The vector index or embedding model could not serve a request."""
+
+
+class EncryptionError(TimberError):
+    """An encrypted column's value cannot be decrypted (no configured key fits) or used as asked."""
 
 
 class AuthenticationError(TimberError):

@@ -139,6 +139,9 @@ class Kernel:
         self.metadata: MetaData = base.metadata
         self.db = db
         self.config = config
+        #: The keys of encrypted columns (:class:`timber_core.encryption.FieldKeys`), loaded when the
+        #: kernel starts; None when no model has an encrypted column.
+        self.field_keys: Any = None
         self.isolation = Isolation(apps, classes)
         self.isolation.install(db.session_factory)
         #: On SQLite, the database wall (authorizer and temporary views); None on PostgreSQL.
@@ -407,6 +410,10 @@ def initialize_timber(
     if create is None:
         create = db.dialect == "sqlite"
     try:
+        if any(c.encrypted for m in schema.models for c in m.columns):
+            from .encryption import install
+
+            kernel.field_keys = install(kernel)
         if create:
             from .migrations.runner import ensure_schema
 

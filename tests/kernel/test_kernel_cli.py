@@ -95,7 +95,7 @@ def test_check_exits_zero_on_the_good_set() -> None:
 #: Each bad YAML fixture: (line, field, what the error says).
 BAD_CASES: dict[str, tuple[int, str, str]] = {
     "unknown_key": (11, "Thing.columns.label.lenght", "unknown key; allowed: name, type, primary_key, nullable, unique, "
-                    "index, default, foreign_key, ondelete, description"),
+                    "index, default, foreign_key, ondelete, description, encrypted, blind_index"),
     "bad_type": (10, "Thing.columns.label.type", "unknown type 'Strng(10)'; allowed: String(n), Text, Integer, "
                  "BigInteger, Float, Numeric(p, s), Boolean, DateTime, Date, JSON, UUID"),
     "string_without_length": (10, "Thing.columns.label.type", "'String': String needs a length, e.g. String(255)"),

@@ -35,8 +35,11 @@ def type_spec(type_: Any) -> TypeSpec | None:
 
     ``type_`` is a model column's type or one reflected from SQLite or PostgreSQL.
     Subclasses come before their bases (``Text`` is a ``String``, ``Float`` a
-    ``Numeric``, ``BigInteger`` an ``Integer``).
+    ``Numeric``, ``BigInteger`` an ``Integer``). A ``TypeDecorator`` (an encrypted
+    column's ``EncryptedText``) stands for what it stores (``Text``).
     """
+    if isinstance(type_, sqltypes.TypeDecorator):
+        type_ = type_.impl_instance
     if isinstance(type_, sqltypes.JSON):  # JSON, its JSONB variant, sqlite.JSON, postgresql.JSON(B)
         return TypeSpec("JSON")
     if isinstance(type_, sqltypes.Uuid):

@@ -95,8 +95,21 @@ def _default(col: ColumnSpec) -> Any:
     return value
 
 
-def _column(col: ColumnSpec) -> Column[Any]:
-    args: list[Any] = [col.name, _sa_type(col.type)]
+def _encrypted_type(model: ModelSpec, col: ColumnSpec) -> TypeEngine[Any]:
+    # Imported here: cryptography loads only for a registry with encrypted columns.
+    from ..encryption.types import EncryptedText
+
+    return EncryptedText(
+        label=f"{model.name}.{col.name} (app {model.app!r})",
+        hash_label=f"{model.table_name}.{col.name}",
+        blind_index=attribute_name(col.blind_index_column) if col.blind_index else None,
+        max_length=col.type.args[0] if col.type.name == "String" else None,
+    )
+
+
+def _column(col: ColumnSpec, model: ModelSpec | None = None) -> Column[Any]:
+    type_ = _encrypted_type(model, col) if col.encrypted and model is not None else _sa_type(col.type)
+    args: list[Any] = [col.name, type_]
     if col.foreign_key:
         args.append(ForeignKey(col.foreign_key, ondelete=col.ondelete))
     kwargs: dict[str, Any] = {
@@ -147,7 +160,7 @@ def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[s
         table = Table(
             model.table_name,
             metadata,
-            *[_column(c) for c in model.columns],
+            *[_column(c, model) for c in model.columns],
             *[Index(ix.name, *map(attribute_name, ix.columns), unique=ix.unique) for ix in model.indexes],
             comment=model.description,
         )
@@ -162,4 +175,11 @@ def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[s
         for rel in model.relationships:
             attrs[rel.name] = _relationship(model, rel)
         classes[model.name] = type(model.name, (base,), attrs)
+        encrypted = [c for c in model.columns if c.encrypted]
+        if encrypted:
+            from ..encryption.types import listen_encrypted
+
+            listen_encrypted(classes[model.name], [attribute_name(c.name) for c in encrypted],
+                             [(attribute_name(c.name), attribute_name(c.blind_index_column))
+                              for c in encrypted if c.blind_index])
     return base, classes

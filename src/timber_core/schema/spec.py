@@ -73,6 +73,17 @@ class ColumnSpec:
     ondelete: str | None = None
     description: str | None = None
     implicit: bool = False  # added by the kernel (timestamps), not written in YAML
+    #: Stored encrypted (docs/models.md, "Encrypted columns"): Fernet tokens in a Text column.
+    encrypted: bool = False
+    #: With ``encrypted``: a keyed HMAC column (:attr:`blind_index_column`) for equality lookups.
+    blind_index: bool = False
+    #: On a blind-index column the kernel adds: the encrypted column it indexes.
+    blind_index_of: str | None = None
+
+    @property
+    def blind_index_column(self) -> str:
+        """The name of the HMAC column ``blind_index: true`` adds (``<name>_bidx``)."""
+        return f"{self.name}_bidx"
 
 
 @dataclasses.dataclass

@@ -31,6 +31,8 @@ MAX_STRING_LENGTH = 10_485_760  # PostgreSQL's varchar(n)
 MAX_NUMERIC_PRECISION = 1000  # PostgreSQL's numeric(p, s)
 _TYPE = re.compile(r"^\s*([A-Za-z]+)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
 DEFAULT_EMBEDDING_MODEL = "BAAI/bge-small-en-v1.5"
+#: The length of a blind-index column: an HMAC-SHA256 in hex.
+BLIND_INDEX_LENGTH = 64
 #: What an ``owned_by`` column must reference.
 USERS_ID = "users.id"
 
@@ -60,7 +62,7 @@ MODEL_KEYS = (
 )
 COLUMN_KEYS = (
     "name", "type", "primary_key", "nullable", "unique", "index", "default",
-    "foreign_key", "ondelete", "description",
+    "foreign_key", "ondelete", "description", "encrypted", "blind_index",
 )
 INDEX_KEYS = ("name", "columns", "unique")
 RELATIONSHIP_KEYS = ("name", "model", "type", "back_populates", "backref", "secondary", "foreign_key", "cascade")
@@ -215,6 +217,8 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
         unique=c.get(m, "unique", field, _is_bool, False),
         index=c.get(m, "index", field, _is_bool, False),
         description=c.get(m, "description", field, _is_text, None),
+        encrypted=c.get(m, "encrypted", field, _is_bool, False),
+        blind_index=c.get(m, "blind_index", field, _is_bool, False),
     )
     if "default" in m:
         error = _check_default(col, m["default"])
@@ -230,7 +234,35 @@ def _column(c: _Checker, raw: Any, line: int, field: str) -> ColumnSpec | None:
             c.fail(c.line_of(m, "ondelete"), f"{field}.ondelete", "needs a foreign_key on the same column")
         else:
             col.ondelete = ondelete.upper()
+    _check_encrypted_column(c, m, col, field)
     return col
+
+
+#: What an encrypted column's value is compared to, for each refused option: why it cannot work.
+_CIPHERTEXT = "its stored value is a random-looking token (AES-256-GCM), different each time the same text is written"
+
+
+def _check_encrypted_column(c: _Checker, m: LineDict, col: ColumnSpec, field: str) -> None:
+    """Refuse what an encrypted column cannot be: a key, a reference, an index or constraint without a blind index."""
+    if col.blind_index and not col.encrypted:
+        c.fail(c.line_of(m, "blind_index"), f"{field}.blind_index",
+               "is only meaningful with encrypted: true (a plain column is indexed with index: true)")
+        col.blind_index = False
+    if not col.encrypted:
+        return
+    if col.type.name not in TEXT_TYPES:
+        c.fail(c.line_of(m, "type"), f"{field}.encrypted",
+               f"column {col.name!r} is {col.type}; only Text and String(n) columns can be encrypted")
+    for option in ("primary_key", "foreign_key"):
+        if getattr(col, option):
+            c.fail(c.line_of(m, option), f"{field}.{option}",
+                   f"an encrypted column cannot be a {option.replace('_', ' ')}: {_CIPHERTEXT}; "
+                   f"use another column as the {'key' if option == 'primary_key' else 'reference'}")
+    for option in ("index", "unique"):
+        if getattr(col, option) and not col.blind_index:
+            c.fail(c.line_of(m, option), f"{field}.{option}",
+                   f"an encrypted column cannot be {'indexed' if option == 'index' else 'unique'}: {_CIPHERTEXT}; "
+                   f"add blind_index: true to {option} its keyed hash instead (equality lookups only)")
 
 
 def _fk_check(v: Any) -> str | None:
@@ -321,6 +353,10 @@ def _vector(c: _Checker, raw: Any, line: int, model: ModelSpec) -> VectorSearchS
         elif col.type.name not in TEXT_TYPES:
             c.fail(c.line_of(m, "content_field"), f"{field}.content_field",
                    f"column {content!r} is {col.type}; vector search needs a Text or String column")
+        elif col.encrypted:
+            c.fail(c.line_of(m, "content_field"), f"{field}.content_field",
+                   f"column {content!r} is encrypted; its text would leave the database unencrypted in the vector "
+                   f"store (payload and embedding): index a column that is not encrypted, or drop vector_search")
     return VectorSearchSpec(enabled=enabled, content_field=content, embedding_model=emb, where=c.where(m.line)) if content else None
 
 
@@ -363,6 +399,7 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
         folded[col.name.lower()] = col.name
         model.columns.append(col)
         _check_generated_names(c, model, col, f"{field}.columns.{col.name}")
+    _add_blind_indexes(c, model, seen, field)
     implicit = [n for n in ("created_at", "updated_at") if model.timestamps and n not in seen]
     total = len(model.columns) + len(implicit)
     if total > MAX_COLUMNS:
@@ -375,9 +412,10 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     typed_by = c.get(m, "typed_by", field, _is_identifier("column name"))
     if typed_by:
         col = model.column(typed_by)
-        if col is None or col.type.name != "String":
+        if col is None or col.type.name != "String" or col.encrypted:
             c.fail(c.line_of(m, "typed_by"), f"{field}.typed_by",
-                   f"must name a String column of {name} holding the session type")
+                   f"must name a String column of {name} holding the session type"
+                   + (" (not an encrypted one: the database filters on it)" if col is not None and col.encrypted else ""))
         elif not model.shared:
             c.fail(c.line_of(m, "typed_by"), f"{field}.typed_by",
                    "is only meaningful on a shared model: add shared: true")
@@ -389,9 +427,16 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     for raw_ix, ix_line in zip(*_items(_list(c, m, "indexes", field))):
         ix = _index(c, raw_ix, ix_line, model)
         if ix is not None:
-            for col_name in ix.columns:
-                if model.column(col_name) is None and col_name not in ("created_at", "updated_at"):
+            for i, col_name in enumerate(ix.columns):
+                col = model.column(col_name)
+                if col is None and col_name not in ("created_at", "updated_at"):
                     c.fail(ix_line, f"{field}.indexes.{ix.name}", f"names no column {excerpt(col_name)} of {name}")
+                elif col is not None and col.encrypted and col.blind_index:
+                    ix.columns[i] = col.blind_index_column  # the index is on the keyed hash
+                elif col is not None and col.encrypted:
+                    c.fail(ix_line, f"{field}.indexes.{ix.name}",
+                           f"names the encrypted column {col_name!r}, which cannot be indexed: {_CIPHERTEXT}; "
+                           f"add blind_index: true to the column to index its keyed hash (equality lookups only)")
             model.indexes.append(ix)
     for raw_rel, rel_line in zip(*_items(_list(c, m, "relationships", field))):
         rel = _relationship(c, raw_rel, rel_line, model)
@@ -403,6 +448,30 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
     if "vector_search" in m:
         model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
     return model
+
+
+def _add_blind_indexes(c: _Checker, model: ModelSpec, seen: dict[str, int], field: str) -> None:
+    """Add the keyed-hash column of each ``blind_index: true`` column; its index or unique moves there."""
+    for col in list(model.columns):
+        if not (col.encrypted and col.blind_index):
+            continue
+        name = col.blind_index_column
+        if name in seen:
+            c.fail(col.where.line, f"{field}.columns.{col.name}.blind_index",
+                   f"adds the column {name!r}, which line {seen[name]} declares too: rename that column")
+            continue
+        if len(name) > MAX_IDENTIFIER:
+            c.fail(col.where.line, f"{field}.columns.{col.name}.blind_index",
+                   f"adds the column {name!r}, longer than {MAX_IDENTIFIER} characters: shorten the column name")
+            continue
+        hashed = ColumnSpec(name=name, type=TypeSpec("String", (BLIND_INDEX_LENGTH,)), where=col.where,
+                            nullable=col.nullable, unique=col.unique, index=col.index or not col.unique,
+                            description=f"keyed hash of {col.name} for equality lookups (blind_index)",
+                            blind_index_of=col.name)
+        col.index = col.unique = False
+        seen[name] = col.where.line
+        model.columns.append(hashed)
+        _check_generated_names(c, model, hashed, f"{field}.columns.{col.name}.blind_index")
 
 
 def _check_owned_by(c: _Checker, m: LineDict, model: ModelSpec, column: str) -> str | None:
