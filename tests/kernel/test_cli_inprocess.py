@@ -179,7 +179,7 @@ def test_migrate_and_status_with_only_the_kernel_installed(
     assert (status.exit_code, status.output.splitlines()) == (0, [
         "app     version  current      head         pending",
         "------  -------  -----------  -----------  -------",
-        "timber  0.1.0    timber_0004  timber_0004  none",
+        "timber  0.1.0    timber_0005  timber_0005  none",
     ])
 
 
@@ -203,13 +203,13 @@ def test_migrations_check_exits_one_on_an_empty_database(timber: Invoke, sqlite_
     result = timber("migrations", "check")
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == ("app 'timber': 4 revision(s) not applied (timber_0001, timber_0002, "
-                                               "timber_0003, timber_0004): run `timber migrate`")
+                                               "timber_0003, timber_0004, timber_0005): run `timber migrate`")
 
 
 def test_migrations_status_json_on_an_empty_database(timber: Invoke, sqlite_url: str) -> None:
     result = timber("migrations", "status", "--json")
     assert [(r["app"], r["current"], r["head"]) for r in json.loads(result.output)] == [
-        ("timber", None, "timber_0004"), ("canopy", None, "canopy_0002"), ("grove", None, "grove_0002")]
+        ("timber", None, "timber_0005"), ("canopy", None, "canopy_0002"), ("grove", None, "grove_0002")]
 
 
 def test_migrate_sql_prints_the_upgrade_and_changes_nothing(timber: Invoke, sqlite_url: str) -> None:

@@ -29,7 +29,7 @@ from timber_core.migrations import commands
 from .procs import display, tables, versions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
-KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003", "timber_0004"]
+KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003", "timber_0004", "timber_0005"]
 
 
 def _cli() -> click.Group:
@@ -168,7 +168,7 @@ def test_the_app_reinstalled_finds_its_revision_and_the_kernel_where_they_were(m
     portfolio.use("portfolio")
     result = ok(db, "migrations", "status", "--json")
     assert [(r["app"], r["current"], r["pending"]) for r in json.loads(result.stdout)] == [
-        ("timber", "timber_0004", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
+        ("timber", "timber_0005", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
         ("portfolio", "portfolio_0001", [])]
     assert (run(db, "migrations", "check").stdout, versions(db)) == (
         "models, migrations and database agree\n", ["canopy_0002", "grove_0002", "portfolio_0001"])
