@@ -202,7 +202,7 @@ def test_migrations_check_and_doctor_on_a_migrated_database(timber: Invoke, any_
 def test_migrations_check_exits_one_on_an_empty_database(timber: Invoke, sqlite_url: str) -> None:
     result = timber("migrations", "check")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == ("app 'timber': 4 revision(s) not applied (timber_0001, timber_0002, "
+    assert result.stderr.splitlines()[0] == ("app 'timber': 5 revision(s) not applied (timber_0001, timber_0002, "
                                                "timber_0003, timber_0004, timber_0005): run `timber migrate`")
 
 
