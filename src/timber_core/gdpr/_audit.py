@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = ["AUDIT", "record", "complete", "records"]
 
@@ -17,7 +18,7 @@ AUDIT = Table(
     Column("requested_by", String(255), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("mode", String(10), nullable=False),
-    Column("rows", JSON, nullable=False),
+    Column("rows", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     Column("vector_points", Integer),
     Column("completed_at", DateTime(timezone=True)),
 )

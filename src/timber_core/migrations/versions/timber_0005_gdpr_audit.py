@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from timber_core.migrations import ops as tops
 
@@ -58,7 +59,8 @@ def upgrade() -> None:
     sa.Column('requested_by', sa.String(length=255), nullable=False),
     sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('mode', sa.String(length=10), nullable=False),
-    sa.Column('rows', sa.JSON(), nullable=False),
+    # JSONB on PostgreSQL: it has equality and ordering (json has neither), so dumps can sort rows.
+    sa.Column('rows', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('vector_points', sa.Integer(), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_timber_gdpr_audit')),
