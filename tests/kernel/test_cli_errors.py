@@ -29,6 +29,8 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "vectors worker --once": ["vectors", "worker", "--once"],
     "vectors status": ["vectors", "status"],
     "vectors reindex": ["vectors", "reindex"],
+    "gdpr export": ["gdpr", "export", "someone"],
+    "gdpr erase --yes": ["gdpr", "erase", "someone", "--yes"],
 }
 
 #: A loopback port nothing listens on: the connection is refused at once.

@@ -430,7 +430,8 @@ def test_apps_list_reads_flow_style_names_with_yaml_and_skips_a_malformed_file(
     assert (result.exit_code, yamlfix["status"], yamlfix["models"]) == (1, "broken", ["Alpha"])
 
 
-@pytest.mark.parametrize("module", ["timber_core.migrations.commands", "timber_core.vectors.commands"])
+@pytest.mark.parametrize("module", ["timber_core.migrations.commands", "timber_core.vectors.commands",
+                                    "timber_core.gdpr.commands"])
 def test_each_kernel_command_module_adds_exactly_the_commands_cli_loads_it_for(module: str) -> None:
     import importlib
 
