@@ -23,7 +23,8 @@ from timber_core import app_context, platform_context
 from timber_core.config import TimberConfig
 from tests.vectors.conftest import model_env, offline_model_dir  # noqa: F401  (fixtures)
 
-PORTFOLIO = Path(__file__).resolve().parents[1] / "fixtures" / "plugins" / "portfolio"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
+PORTFOLIO = FIXTURES / "portfolio"
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from timber_core import app_context, platform_context
-from timber_core.errors import ErasureVetoedError, IsolationError, ValidationError
+from timber_core.errors import PluginError, ErasureVetoedError, IsolationError, ValidationError
 from timber_core.gdpr import erase_user
 from timber_core.vectors.factory import open_store
 from timber_core.vectors.store import VectorStore
@@ -194,3 +194,18 @@ def test_no_app_may_read_the_erasure_records(kernel: Any, alice_and_bob: tuple[P
         assert message in ("permission denied for table timber_gdpr_audit",
                            f"SQLite wall: app {app!r} may not read table 'timber_gdpr_audit': GDPR erasure records "
                            f"are the platform's (timber_core.gdpr), read in platform_context()")
+
+
+def test_an_app_whose_veto_hook_raises_stops_the_erasure_naming_it(
+        gdpr_env: None, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import FIXTURES, seed, start
+
+    monkeypatch.syspath_prepend(str(FIXTURES / "gdpr_raises"))
+    kernel = start(database)
+    alice = seed(kernel, "alice")
+    before = all_rows(kernel)
+    with platform_context(), pytest.raises(PluginError) as err:
+        erase_user(alice.id)
+    assert str(err.value) == ("app 'gdprraises' (timber-gdpr-raises): timber_gdpr_veto() raised RuntimeError: the "
+                              "retention service is offline; nothing was changed")
+    assert all_rows(kernel) == before

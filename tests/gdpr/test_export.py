@@ -9,7 +9,7 @@ import pytest
 
 from timber_core import app_context, initialize_timber, platform_context
 from timber_core.config import TimberConfig
-from timber_core.errors import ConfigurationError, IsolationError, NotFoundError
+from timber_core.errors import PluginError, ConfigurationError, IsolationError, NotFoundError
 from timber_core.gdpr import export_user
 
 from .conftest import Person
@@ -81,3 +81,16 @@ def test_export_is_refused_while_gdpr_is_disabled(gdpr_env: None, database: str)
         export_user("anyone")
     assert str(err.value) == ("export_user(): GDPR tooling is disabled (ENABLE_GDPR=false); set ENABLE_GDPR=true "
                               "in the environment of the process that exports or erases")
+
+
+def test_an_app_whose_export_hook_raises_stops_the_export_naming_it(
+        gdpr_env: None, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import FIXTURES, seed, start
+
+    monkeypatch.syspath_prepend(str(FIXTURES / "gdpr_raises"))
+    kernel = start(database)
+    alice = seed(kernel, "alice")
+    with platform_context(), pytest.raises(PluginError) as err:
+        export_user(alice.id)
+    assert str(err.value) == ("app 'gdprraises' (timber-gdpr-raises): timber_gdpr_export() raised RuntimeError: the "
+                              "mail archive is offline; nothing was changed")
