@@ -55,12 +55,14 @@ CLI_MODULES = {
     "timber_core.migrations.commands": "src/timber_core/migrations/commands.py",
     "timber_core.vectors.commands": "src/timber_core/vectors/commands.py",
     "timber_core.encryption.commands": "src/timber_core/encryption/commands.py",
+    "timber_core.gdpr.commands": "src/timber_core/gdpr/commands.py",
 }
 #: The tests that run the commands in-process (click's CliRunner, or main() itself).
 CLI_TESTS = [
     "tests/kernel/test_cli_inprocess.py", "tests/kernel/test_kernel_cli.py", "tests/kernel/test_app_kernel.py",
     "tests/migrations/test_sqlite_migrations.py", "tests/vectors/test_vector_commands.py",
     "tests/kernel/test_new_app.py", "tests/encryption/test_keys_cli.py",
+    "tests/gdpr/test_gdpr_commands.py",
 ]
 
 

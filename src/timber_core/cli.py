@@ -436,6 +436,7 @@ KERNEL_COMMANDS: dict[str, tuple[str, ...]] = {
     "timber_core.migrations.commands": ("migrate", "downgrade", "create-migration", "migrations", "doctor"),
     "timber_core.vectors.commands": ("vectors",),
     "timber_core.encryption.commands": ("keys",),
+    "timber_core.gdpr.commands": ("gdpr",),
 }
 _kernel_modules_loaded: set[str] = set()
 

@@ -167,7 +167,8 @@ class TimberConfig:
                            "inline: index right after each commit; off: only `timber vectors sync`/`worker`")
     VECTOR_STORE = Setting("TIMBER_VECTOR_STORE", vector_store_kind, "sqlite",
                            "embedded store without QDRANT_URL: sqlite (many processes) or edge (one process)")
-    ENABLE_GDPR = Setting("ENABLE_GDPR", boolean, False)
+    ENABLE_GDPR = Setting("ENABLE_GDPR", boolean, False,
+                          "false: timber_core.gdpr export_user/erase_user and `timber gdpr` refuse")
     DB_POOL_SIZE = Setting("DB_POOL_SIZE", positive_int, 10, "connections kept per process")
     DB_MAX_OVERFLOW = Setting("DB_MAX_OVERFLOW", non_negative_int, 5, "extra connections under load")
     DB_POOL_TIMEOUT = Setting("DB_POOL_TIMEOUT", positive_int, 30, "seconds to wait for a connection")

@@ -20,6 +20,7 @@ __all__ = [
     "EncryptionError",
     "AuthenticationError",
     "ConflictError",
+    "ErasureVetoedError",
 ]
 
 
@@ -89,3 +90,15 @@ class AuthenticationError(TimberError):
 
 class ConflictError(ValidationError):
     """A write would duplicate something unique (an email or username already taken); nothing was written."""
+
+
+class ErasureVetoedError(TimberError):
+    """An app refused a GDPR erasure (``timber_gdpr_veto``); nothing was erased.
+
+    ``app`` names the app and ``reason`` is its answer.
+    """
+
+    def __init__(self, message: str, app: str, reason: str) -> None:
+        super().__init__(message)
+        self.app = app
+        self.reason = reason

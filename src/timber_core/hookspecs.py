@@ -111,3 +111,26 @@ def timber_startup(kernel: Kernel) -> None:
     already built, stay in ``kernel.models``. Initializing as that app raises
     PluginError. Not called by commands that build no kernel.
     """
+
+
+@hookspec
+def timber_gdpr_export(kernel: Kernel, user_id: str) -> Any:
+    """Return what the app holds of user ``user_id`` beyond its models' rows (JSON-able), or None.
+
+    Called by ``timber_core.gdpr.export_user`` in ``platform_context()``, once per app;
+    the answer appears in the export under the app's ``"extra"`` key. The kernel already
+    exports every row of every model that references ``users.id`` (directly or through
+    a parent row); answer here only for data the registry cannot see (files, another
+    store). Read only: an exception aborts the export, naming the app.
+    """
+
+
+@hookspec
+def timber_gdpr_veto(kernel: Kernel, user_id: str, mode: str) -> str | None:
+    """Return why user ``user_id`` may not be erased in ``mode`` (``"delete"`` or ``"anonymize"``), or None.
+
+    Called by ``timber_core.gdpr.erase_user`` in ``platform_context()``, once per app,
+    before anything is changed. A reason (e.g. legal retention of filled orders) stops the
+    erasure: it raises ErasureVetoedError naming the app and the reason, and nothing is
+    erased or recorded. Read only; an exception also stops the erasure, naming the app.
+    """

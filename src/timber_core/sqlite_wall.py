@@ -10,8 +10,8 @@ connection is checked out of the pool:
   In an app's context it refuses: another app's private tables (read or write); reading
   ``main.sessions`` other than through the filtered view below (a write on it may read
   its own target row, but no subquery or join may read it); writing ``alembic_version``
-  or ``timber_revisions``; reading or writing ``user_credentials`` (password hashes),
-  or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
+  or ``timber_revisions``; reading or writing ``user_credentials`` (password hashes) or
+  ``timber_gdpr_audit`` (GDPR erasure records), or anything but inserting into the vector outbox; ``ATTACH``/``DETACH``; setting a
   pragma; ``load_extension()``; dropping or altering anything; creating temporary
   objects, views, triggers or virtual tables; deleting from ``users``. A write on a table
   another app's private table references may check that key and run its ``ON DELETE``/
@@ -89,6 +89,9 @@ _MIGRATION_TABLES = frozenset({"alembic_version", "timber_revisions"})
 #: The password hashes (timber_0004): no app reads or writes them; the kernel's auth code does,
 #: in platform_context() (as on PostgreSQL, where only timber_platform is granted the table).
 _CREDENTIALS = "user_credentials"
+#: The GDPR erasure records (timber_0005): only the platform's erase_user reads or writes them
+#: (as on PostgreSQL, where only timber_platform is granted the table).
+_GDPR_AUDIT = "timber_gdpr_audit"
 _OUTBOX_GUARD = f"timber_wall_{_OUTBOX}_bi"
 #: The SQL function the per-user views and triggers compare the owner column with.
 _ACTING_USER = "timber_acting_user"
@@ -141,6 +144,9 @@ class _Conn:
                 return self.deny(wall.private_message(arg1, owner, "read"))
             if arg1 in _HIDDEN:
                 return self.deny(f"may not read table {arg1!r}")
+            if arg1 == _GDPR_AUDIT:
+                return self.deny(f"may not read table {arg1!r}: GDPR erasure records are the platform's "
+                                 f"(timber_core.gdpr), read in platform_context()")
             if arg1 == _CREDENTIALS:
                 if source is None and not self.select and arg2 == "user_id" and "users" in self.written:
                     return _OK  # the check of its key into users, when the app writes users
@@ -175,6 +181,9 @@ class _Conn:
             if arg1 == _CREDENTIALS:
                 return self.deny(f"may not {verb} table {arg1!r}: password hashes are written only by the "
                                  f"kernel's auth code (timber_core.auth), in platform_context()")
+            if arg1 == _GDPR_AUDIT:
+                return self.deny(f"may not {verb} table {arg1!r}: GDPR erasure records are written only by "
+                                 f"timber_core.gdpr.erase_user, in platform_context()")
             if arg1 in _MIGRATION_TABLES or (arg1 == _OUTBOX and verb != "insert"):
                 return self.deny(f"may not {verb} table {arg1!r}: it is the kernel's"
                                  + (" (apps may only insert into it)" if arg1 == _OUTBOX else ""))

@@ -29,6 +29,8 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "vectors worker --once": ["vectors", "worker", "--once"],
     "vectors status": ["vectors", "status"],
     "vectors reindex": ["vectors", "reindex"],
+    "gdpr export": ["gdpr", "export", "someone"],
+    "gdpr erase --yes": ["gdpr", "erase", "someone", "--yes"],
 }
 
 #: A loopback port nothing listens on: the connection is refused at once.
@@ -123,7 +125,7 @@ def test_downgrade_accepts_a_relative_revision_like_minus_one(tmp_path: Path) ->
     assert (result.returncode, result.stdout, result.stderr) == (0, "downgraded app 'grove' to -1\n", "")
     status = run_timber("migrations", "status", "--json", env=env)
     assert {s["app"]: s["current"] for s in json.loads(status.stdout)} == {
-        "timber": "timber_0004", "canopy": "canopy_0002", "grove": "grove_0001"}
+        "timber": "timber_0005", "canopy": "canopy_0002", "grove": "grove_0001"}
 
 
 def test_downgrade_still_refuses_an_unknown_option() -> None:

@@ -179,7 +179,7 @@ def test_migrate_and_status_with_only_the_kernel_installed(
     assert (status.exit_code, status.output.splitlines()) == (0, [
         "app     version  current      head         pending",
         "------  -------  -----------  -----------  -------",
-        "timber  0.1.0    timber_0004  timber_0004  none",
+        "timber  0.1.0    timber_0005  timber_0005  none",
     ])
 
 
@@ -202,14 +202,14 @@ def test_migrations_check_and_doctor_on_a_migrated_database(timber: Invoke, any_
 def test_migrations_check_exits_one_on_an_empty_database(timber: Invoke, sqlite_url: str) -> None:
     result = timber("migrations", "check")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == ("app 'timber': 4 revision(s) not applied (timber_0001, timber_0002, "
-                                               "timber_0003, timber_0004): run `timber migrate`")
+    assert result.stderr.splitlines()[0] == ("app 'timber': 5 revision(s) not applied (timber_0001, timber_0002, "
+                                               "timber_0003, timber_0004, timber_0005): run `timber migrate`")
 
 
 def test_migrations_status_json_on_an_empty_database(timber: Invoke, sqlite_url: str) -> None:
     result = timber("migrations", "status", "--json")
     assert [(r["app"], r["current"], r["head"]) for r in json.loads(result.output)] == [
-        ("timber", None, "timber_0004"), ("canopy", None, "canopy_0002"), ("grove", None, "grove_0002")]
+        ("timber", None, "timber_0005"), ("canopy", None, "canopy_0002"), ("grove", None, "grove_0002")]
 
 
 def test_migrate_sql_prints_the_upgrade_and_changes_nothing(timber: Invoke, sqlite_url: str) -> None:
@@ -430,7 +430,8 @@ def test_apps_list_reads_flow_style_names_with_yaml_and_skips_a_malformed_file(
     assert (result.exit_code, yamlfix["status"], yamlfix["models"]) == (1, "broken", ["Alpha"])
 
 
-@pytest.mark.parametrize("module", ["timber_core.migrations.commands", "timber_core.vectors.commands"])
+@pytest.mark.parametrize("module", ["timber_core.migrations.commands", "timber_core.vectors.commands",
+                                    "timber_core.gdpr.commands"])
 def test_each_kernel_command_module_adds_exactly_the_commands_cli_loads_it_for(module: str) -> None:
     import importlib
 

@@ -61,10 +61,19 @@ def starter(install_fixture: Callable[[str], Path]) -> Iterator[ModuleType]:
 
 
 def _every_hook_called(tmp_path: Path) -> Kernel:
-    """Initialize (every hook but the commands' is called) and register the apps' commands."""
+    """Initialize (every hook but the commands' and GDPR's is called), register the apps' commands, ask GDPR's."""
     kernel = _init(tmp_path)
     assert register_app_commands(kernel.apps, kernel.plugin_manager, click.Group("timber")) == []
+    _gdpr_answers(kernel)
     return kernel
+
+
+def _gdpr_answers(kernel: Kernel) -> dict[str, Any]:
+    """What the kernel gets from the GDPR hooks of every app, as export_user and erase_user ask them."""
+    from timber_core.gdpr._guard import ask_apps
+
+    return {"timber_gdpr_export": ask_apps(kernel, "timber_gdpr_export", user_id="u1"),
+            "timber_gdpr_veto": ask_apps(kernel, "timber_gdpr_veto", user_id="u1", mode="delete")}
 
 
 # --- wrappers, tryfirst/trylast, monitoring --------------------------------------------------------
@@ -93,6 +102,8 @@ def _wrapped_answer(kernel: Kernel, hook: str) -> Any:
         "timber_rls_policies": lambda: app.rls_policies,
         "timber_services": lambda: (sorted(app.service_factories), kernel.services["wrapped_by_wrapper"]),
         "timber_migrations_dir": lambda: app.migrations_dir,
+        "timber_gdpr_export": lambda: _gdpr_answers(kernel)[hook]["wrapped"],
+        "timber_gdpr_veto": lambda: _gdpr_answers(kernel)[hook]["wrapped"],
     }[hook]()
 
 
@@ -104,6 +115,8 @@ def _expected_answer(kernel: Kernel, hook: str) -> Any:
         "timber_rls_policies": [own_rows("wrapped_own_sessions")],
         "timber_services": (["wrapped_by_wrapper", "wrapped_plain"], ("wrapped-service", kernel)),
         "timber_migrations_dir": None,
+        "timber_gdpr_export": {"user": "u1", "wrapped": True},
+        "timber_gdpr_veto": "plain refuses delete, wrapped",
     }[hook]
 
 

@@ -268,6 +268,6 @@ def test_a_command_without_app_runs_with_no_app_when_every_app_is_left_out(tmp_p
                         env={**BAD_ENV, "TIMBER_APPS": "yamlfix", "DATABASE_URL": _sqlite(tmp_path)})
     assert (result.returncode, result.stdout.splitlines()) == (0, [
         "app     version  current  head         pending",
-        "------  -------  -------  -----------  --------------------------------------------------",
-        "timber  0.1.0    -        timber_0004  timber_0001, timber_0002, timber_0003, timber_0004",
+        "------  -------  -------  -----------  ---------------------------------------------------------------",
+        "timber  0.1.0    -        timber_0005  timber_0001, timber_0002, timber_0003, timber_0004, timber_0005",
     ])

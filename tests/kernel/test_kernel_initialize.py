@@ -16,7 +16,7 @@ from timber_kernel_testing import GOOD_YAML
 pytestmark = pytest.mark.usefixtures("fresh_kernel")
 
 ALL_TABLES = ["events", "notifications", "orders", "research_reports", "research_sessions", "sessions",
-              "timber_vector_outbox", "trading_sessions", "user_credentials", "users"]
+              "timber_gdpr_audit", "timber_vector_outbox", "trading_sessions", "user_credentials", "users"]
 
 
 def _init(tmp_path: Path, app: str = "canopy", **kwargs: object) -> Kernel:

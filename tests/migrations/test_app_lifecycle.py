@@ -2,7 +2,7 @@
 
 Each test runs on SQLite and on PostgreSQL (``db``), with the fixture app ``portfolio``
 (tests/fixtures/plugins/portfolio: 0.1 with ``portfolio_0001``, which depends on the
-kernel's head ``timber_0004``; portfolio_v2: 0.2 adding ``portfolio_0002``) installed,
+kernel's ``timber_0004``; portfolio_v2: 0.2 adding ``portfolio_0002``) installed,
 upgraded, downgraded or uninstalled by changing what is on ``sys.path``, and the real
 ``timber`` commands run in-process.
 """
@@ -29,7 +29,7 @@ from timber_core.migrations import commands
 from .procs import display, tables, versions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
-KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003", "timber_0004"]
+KERNEL_ROWS = ["timber_0001", "timber_0002", "timber_0003", "timber_0004", "timber_0005"]
 
 
 def _cli() -> click.Group:
@@ -132,12 +132,12 @@ def migrated_then_uninstalled(db: str, portfolio: Installed) -> str:
     return db
 
 
-# --- the kernel's head, implied by portfolio_0001, is collapsed out of alembic_version ---------------------
+# --- the kernel revision portfolio_0001 depends on (timber_0004) is collapsed out of alembic_version --------
 
-def test_alembic_version_keeps_no_kernel_row_once_portfolio_0001_is_applied(db: str, portfolio: Installed) -> None:
+def test_alembic_version_keeps_no_row_of_the_kernel_revision_portfolio_0001_implies(db: str, portfolio: Installed) -> None:
     portfolio.use("portfolio")
     ok(db, "migrate")
-    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001"]
+    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001", "timber_0005"]
 
 
 # --- Bug 1: an app uninstalled or disabled with revisions applied -------------------------------------------
@@ -147,7 +147,7 @@ def test_migrate_without_the_app_upgrades_the_others_and_warns(migrated_then_uni
     result = run(db, "migrate")
     assert (result.exit_code, result.stdout, result.stderr) == (
         0, f"migrated {display(db)} to every head\n", f"Warning: {MISSING_0001}\n")
-    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001"]
+    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001", "timber_0005"]
     assert "exchange" in columns(db, "orders")  # canopy_0002 ran
 
 
@@ -168,10 +168,10 @@ def test_the_app_reinstalled_finds_its_revision_and_the_kernel_where_they_were(m
     portfolio.use("portfolio")
     result = ok(db, "migrations", "status", "--json")
     assert [(r["app"], r["current"], r["pending"]) for r in json.loads(result.stdout)] == [
-        ("timber", "timber_0004", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
+        ("timber", "timber_0005", []), ("canopy", "canopy_0002", []), ("grove", "grove_0002", []),
         ("portfolio", "portfolio_0001", [])]
     assert (run(db, "migrations", "check").stdout, versions(db)) == (
-        "models, migrations and database agree\n", ["canopy_0002", "grove_0002", "portfolio_0001"])
+        "models, migrations and database agree\n", ["canopy_0002", "grove_0002", "portfolio_0001", "timber_0005"])
 
 
 def test_disabling_the_app_is_the_same_as_uninstalling_it(db: str, portfolio: Installed) -> None:
@@ -217,7 +217,7 @@ def test_another_app_starts_and_logs_the_warning(migrated_then_uninstalled: str,
         kernel = timber_core.initialize_timber("canopy", database_url=db, create_tables=True)
     kernel.close()
     assert any(MISSING_0001 in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
-    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001"]
+    assert versions(db) == ["canopy_0002", "grove_0002", "portfolio_0001", "timber_0005"]
 
 
 # --- Upgrading and downgrading an app distribution ----------------------------------------------------------
@@ -231,7 +231,7 @@ def test_an_upgraded_distribution_shows_its_pending_revision_and_migrate_applies
     assert line.split() == ["portfolio", "0.2", "portfolio_0001", "portfolio_0002", "portfolio_0002"]
     before = sql(db, "SELECT version_num FROM alembic_version ORDER BY version_num")
     ok(db, "migrate")
-    assert versions(db) == [v for (v,) in before if v != "portfolio_0001"] + ["portfolio_0002"]
+    assert versions(db) == sorted([v for (v,) in before if v != "portfolio_0001"] + ["portfolio_0002"])
     assert columns(db, "portfolios") == ["created_at", "currency", "id", "name", "updated_at", "user_id"]
     assert ok(db, "migrations", "check").stdout == "models, migrations and database agree\n"
 
@@ -250,7 +250,7 @@ def test_migrate_with_a_downgraded_distribution_upgrades_the_others_and_names_th
     result = run(downgraded, "migrate")
     assert (result.exit_code, result.stdout, result.stderr) == (
         1, f"migrated {display(downgraded)} to every head except the app(s) left out above\n", f"Error: {OLDER}\n")
-    assert versions(downgraded) == ["canopy_0002", "grove_0002", "portfolio_0002"]
+    assert versions(downgraded) == ["canopy_0002", "grove_0002", "portfolio_0002", "timber_0005"]
     assert "currency" in columns(downgraded, "portfolios")
 
 
@@ -272,7 +272,7 @@ def test_the_downgraded_app_cannot_start_and_the_others_can(downgraded: str) -> 
     assert str(raised.value) == OLDER
     kernel = timber_core.initialize_timber("canopy", database_url=downgraded, create_tables=True)
     kernel.close()
-    assert versions(downgraded) == ["canopy_0002", "grove_0002", "portfolio_0002"]
+    assert versions(downgraded) == ["canopy_0002", "grove_0002", "portfolio_0002", "timber_0005"]
 
 
 # --- Bug 5: a difference is attributed to the app owning the table ------------------------------------------

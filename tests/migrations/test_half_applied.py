@@ -20,9 +20,10 @@ from .procs import tables, versions
 
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-    "sessions", "timber_revisions", "timber_vector_outbox", "trading_sessions", "user_credentials", "users",
+    "sessions", "timber_gdpr_audit", "timber_revisions", "timber_vector_outbox", "trading_sessions",
+    "user_credentials", "users",
 ]
-HEADS = ["canopy_0002", "grove_0002", "timber_0004"]
+HEADS = ["canopy_0002", "grove_0002", "timber_0005"]
 
 
 def _cli() -> click.Group:

@@ -21,10 +21,11 @@ from .procs import (
 
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-    "sessions", "stall_first", "stall_second", "timber_revisions", "timber_vector_outbox", "trading_sessions", "user_credentials", "users",
+    "sessions", "stall_first", "stall_second", "timber_gdpr_audit", "timber_revisions", "timber_vector_outbox",
+    "trading_sessions", "user_credentials", "users",
 ]
-#: stall_0001 depends on timber_0004, so the kernel's head is implied rather than recorded.
-HEADS = ["canopy_0002", "grove_0002", "stall_0001"]
+#: stall_0001 depends on timber_0004, which the kernel's head timber_0005 is beyond: both are recorded.
+HEADS = ["canopy_0002", "grove_0002", "stall_0001", "timber_0005"]
 PG_LOCK_KEY = 8388356050548255079  # b"timbrmig"
 
 

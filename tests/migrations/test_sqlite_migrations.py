@@ -19,10 +19,11 @@ import timber_core
 from timber_core.errors import ConfigurationError
 from timber_core.migrations import autogen, commands, doctor, runner
 
-HEADS = {"timber": "timber_0004", "canopy": "canopy_0002", "grove": "grove_0002"}
+HEADS = {"timber": "timber_0005", "canopy": "canopy_0002", "grove": "grove_0002"}
 ALL_TABLES = [
     "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-    "sessions", "timber_revisions", "timber_vector_outbox", "trading_sessions", "user_credentials", "users",
+    "sessions", "timber_gdpr_audit", "timber_revisions", "timber_vector_outbox", "trading_sessions",
+    "user_credentials", "users",
 ]
 
 
@@ -77,8 +78,8 @@ def test_downgrade_each_app_to_base_and_back_in_batch_mode(tmp_path: Path) -> No
     runner.downgrade(kernel, "canopy", "base")
     assert table_names(url) == [t for t in ALL_TABLES if t not in ("orders", "trading_sessions")]
     runner.downgrade(kernel, "grove", "base")
-    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "timber_revisions",
-                                "timber_vector_outbox", "user_credentials", "users"]
+    assert table_names(url) == ["alembic_version", "events", "notifications", "sessions", "timber_gdpr_audit",
+                                "timber_revisions", "timber_vector_outbox", "user_credentials", "users"]
     runner.upgrade(kernel, "grove")
     assert status(kernel)["grove"] == ("grove_0002", [])
     assert status(kernel)["canopy"] == (None, ["canopy_0001", "canopy_0002"])
@@ -132,9 +133,10 @@ def test_a_database_made_before_migrations_is_left_to_create_all_with_a_warning(
     kernel.close()
     with caplog.at_level(logging.WARNING, logger="timber.migrations"):
         kernel = timber_core.initialize_timber("canopy", database_url=url)
-    # user_credentials is no registry model: only timber_0004 creates it (no web login on such a database).
-    assert table_names(url) == [t for t in ALL_TABLES
-                                if t not in ("alembic_version", "timber_revisions", "user_credentials")]
+    # user_credentials and timber_gdpr_audit are no registry models: only timber_0004 and timber_0005 create
+    # them (no web login, no GDPR erasure on such a database).
+    assert table_names(url) == [t for t in ALL_TABLES if t not in (
+        "alembic_version", "timber_gdpr_audit", "timber_revisions", "user_credentials")]
     assert [r.getMessage() for r in caplog.records] == [
         f"timber: sqlite:///{tmp_path}/timber.db has Timber tables but no alembic_version (created before "
         f"migrations); creating missing tables directly. Start from a new database to use the migrations."
@@ -175,7 +177,7 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     result = runner_.invoke(_cli(), ["migrations", "status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [
-        {"app": "timber", "current": None, "head": "timber_0004", "pending": ["timber_0001", "timber_0002", "timber_0003", "timber_0004"],
+        {"app": "timber", "current": None, "head": "timber_0005", "pending": ["timber_0001", "timber_0002", "timber_0003", "timber_0004", "timber_0005"],
          "version": "0.1.0", "installed": True, "problem": None},
         {"app": "canopy", "current": None, "head": "canopy_0002", "pending": ["canopy_0001", "canopy_0002"],
          "version": "1.0.0", "installed": True, "problem": None},
@@ -186,10 +188,10 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     assert result.exit_code == 1
     result = runner_.invoke(_cli(), ["migrate", "--app", "canopy"], env=env)
     assert (result.exit_code, result.output) == (0, f"migrated {url} to canopy@head\n")
-    # canopy@head needs the kernel's first revision only; the outbox (timber_0002) and the password
-    # hashes (timber_0004) come with `migrate`.
+    # canopy@head needs the kernel's first revision only; the outbox (timber_0002), the password
+    # hashes (timber_0004) and the GDPR erasure records (timber_0005) come with `migrate`.
     assert table_names(url) == [t for t in ALL_TABLES if t not in (
-        "research_reports", "research_sessions", "timber_vector_outbox", "user_credentials")]
+        "research_reports", "research_sessions", "timber_gdpr_audit", "timber_vector_outbox", "user_credentials")]
     result = runner_.invoke(_cli(), ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     result = runner_.invoke(_cli(), ["migrations", "check"], env=env)
@@ -198,7 +200,7 @@ def test_commands_on_the_embedded_database(tmp_path: Path) -> None:
     assert result.output.splitlines() == [
         "app     version  current      head         pending",
         "------  -------  -----------  -----------  -------",
-        "timber  0.1.0    timber_0004  timber_0004  none",
+        "timber  0.1.0    timber_0005  timber_0005  none",
         "canopy  1.0.0    canopy_0002  canopy_0002  none",
         "grove   1.0.0    grove_0002   grove_0002   none",
     ]

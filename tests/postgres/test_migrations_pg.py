@@ -26,7 +26,7 @@ from timber_core.migrations import autogen, commands, doctor, runner
 from timber_core.migrations.doctor import skip_startup_check
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-HEADS = {"timber": "timber_0004", "canopy": "canopy_0002", "grove": "grove_0002"}
+HEADS = {"timber": "timber_0005", "canopy": "canopy_0002", "grove": "grove_0002"}
 
 
 def kernel_for(url: URL, app: str = "canopy", **settings: Any) -> Any:
@@ -68,16 +68,17 @@ def cli() -> click.Group:
 def test_upgrade_from_empty_to_heads(pg_database: URL) -> None:
     kernel = kernel_for(pg_database)
     assert current(kernel) == {
-        "timber": (None, ["timber_0001", "timber_0002", "timber_0003", "timber_0004"]),
+        "timber": (None, ["timber_0001", "timber_0002", "timber_0003", "timber_0004", "timber_0005"]),
         "canopy": (None, ["canopy_0001", "canopy_0002"]),
         "grove": (None, ["grove_0001", "grove_0002"]),
     }
     runner.upgrade(kernel)
     assert current(kernel) == {app: (rev, []) for app, rev in HEADS.items()}
-    assert versions(pg_database) == ["canopy_0002", "grove_0002", "timber_0004"]
+    assert versions(pg_database) == ["canopy_0002", "grove_0002", "timber_0005"]
     assert tables(pg_database) == [
         "alembic_version", "events", "notifications", "orders", "research_reports", "research_sessions",
-        "sessions", "timber_revisions", "timber_vector_outbox", "trading_sessions", "user_credentials", "users",
+        "sessions", "timber_gdpr_audit", "timber_revisions", "timber_vector_outbox", "trading_sessions",
+        "user_credentials", "users",
     ]
     assert q(pg_database, "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'sessions'") == [
         (True, True)
@@ -212,7 +213,7 @@ def test_a_plugin_added_later_gets_its_branch_without_touching_the_others(pg_dat
     assert path == str(bonsai / "bonsai_app" / "migrations" / "versions" / "bonsai_0001_bonsai_trees.py")
     source = Path(path).read_text()
     assert "branch_labels: str | Sequence[str] | None = ('bonsai',)" in source
-    assert "depends_on: str | Sequence[str] | None = 'timber_0004'" in source
+    assert "depends_on: str | Sequence[str] | None = 'timber_0005'" in source
     assert sorted(set(re.findall(r"op\.create_table\('(\w+)'", source))) == ["bonsai_trees"]
     assert re.findall(r"tops\.\w+\(.*\)", source) == [
         "tops.ensure_app_role('bonsai')",
@@ -227,7 +228,7 @@ def test_a_plugin_added_later_gets_its_branch_without_touching_the_others(pg_dat
     runner.upgrade(kernel)
     assert current(kernel) == {**{a: (r, []) for a, r in HEADS.items()}, "bonsai": ("bonsai_0001", [])}
     # bonsai_0001 depends on the kernel's head, which is then implied rather than a head of its own.
-    assert versions(pg_database) == sorted([v for v in before_versions if v != "timber_0004"] + ["bonsai_0001"])
+    assert versions(pg_database) == sorted([v for v in before_versions if v != "timber_0005"] + ["bonsai_0001"])
     after = policies(pg_database)
     assert [p for p in after if "bonsai" not in p[1]] == before_policies
     assert q(pg_database, "SELECT has_table_privilege('timber_bonsai', 'orders', 'SELECT'), "
@@ -319,10 +320,10 @@ def test_migrate_command_on_an_empty_database_as_the_admin(pg_database: URL) -> 
         env = {"DATABASE_URL": other.render_as_string(hide_password=False), "TIMBER_APP": "grove"}
         result = CliRunner().invoke(cli(), ["migrate"], env=env)
         assert (result.exit_code, result.output) == (0, f"migrated {other.render_as_string()} to every head\n")
-        assert versions(other) == ["canopy_0002", "grove_0002", "timber_0004"]
+        assert versions(other) == ["canopy_0002", "grove_0002", "timber_0005"]
         result = CliRunner().invoke(cli(), ["downgrade", "--app", "grove", "base"], env=env)
         assert (result.exit_code, result.output) == (0, "downgraded app 'grove' to base\n")
-        assert versions(other) == ["canopy_0002", "timber_0004"]
+        assert versions(other) == ["canopy_0002", "timber_0005"]
     finally:
         timber_core.shutdown()
         with server.connect() as conn:

@@ -268,9 +268,9 @@ def test_app_roles_are_granted_exactly_their_tables_and_the_shared_ones(migrated
         "timber_canopy": sorted(shared + ["orders", "trading_sessions"]),
         "timber_grove": sorted(shared + ["research_reports", "research_sessions"]),
         # The vector outbox: apps may only INSERT into it (no SELECT); the platform drains it.
-        # The password hashes (user_credentials): the platform only.
+        # The password hashes (user_credentials) and the GDPR erasure records: the platform only.
         "timber_platform": sorted(shared + ["orders", "trading_sessions", "research_reports", "research_sessions",
-                                            "timber_vector_outbox", "user_credentials"]),
+                                            "timber_vector_outbox", "user_credentials", "timber_gdpr_audit"]),
     }
     assert owners == {"timber_owner"}
     assert all(not sup and not bypass and not login for _, sup, bypass, login in attrs)

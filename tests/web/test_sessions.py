@@ -99,5 +99,5 @@ def test_health_is_503_naming_the_pending_migrations(tmp_path: Any) -> None:
     body = response.json()
     assert body["status"] == "unavailable" and body["checks"]["vectors"] == "ok"
     assert body["checks"]["database"] == (
-        "not migrated: timber (pending timber_0001, timber_0002, timber_0003, timber_0004); "
+        "not migrated: timber (pending timber_0001, timber_0002, timber_0003, timber_0004, timber_0005); "
         "canopy (pending canopy_0001, canopy_0002); run `timber migrate`")

@@ -16,8 +16,8 @@ without writing.
 
 Why a table of our own: Alembic keeps only heads, and a revision reached through
 ``depends_on`` is collapsed out of ``alembic_version``. ``portfolio_0001`` depends on the
-kernel's head ``timber_0004``, so once it is applied the table holds ``canopy_0002,
-grove_0002, portfolio_0001`` and no kernel revision at all: removing the unknown row
+kernel's ``timber_0004``; were that the kernel's head, once it is applied the table would hold
+``canopy_0002, grove_0002, portfolio_0001`` and no kernel revision at all: removing the unknown row
 alone would make Alembic believe the kernel is at base and run ``timber_0001`` again.
 The ancestors of a revision whose file is gone cannot be read from the graph, so the
 runner records them while it still can: ``timber_revisions`` holds, for every applied

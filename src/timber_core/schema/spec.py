@@ -134,6 +134,10 @@ class ModelSpec:
     #: app's context only the acting user's rows are read or written (docs/isolation.md).
     owned_by: str | None = None
     timestamps: bool = True
+    #: What ``erase_user(mode="anonymize")`` does with the user's rows (YAML ``gdpr:``): None
+    #: deletes them (the default, ``gdpr: delete``); a list keeps them, those columns blanked and
+    #: every ``users.id`` column pointed at a placeholder user (``gdpr: {anonymize: [...]}``).
+    gdpr_anonymize: list[str] | None = None
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)

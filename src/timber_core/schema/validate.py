@@ -58,7 +58,7 @@ FUNCTION_DEFAULTS = {"uuid4": {"String", "UUID"}, "utcnow": {"DateTime", "Date"}
 FILE_KEYS = ("version", "description", "depends", "models")
 MODEL_KEYS = (
     "name", "table_name", "description", "columns", "indexes", "relationships",
-    "vector_search", "shared", "typed_by", "owned_by", "timestamps",
+    "vector_search", "shared", "typed_by", "owned_by", "timestamps", "gdpr",
 )
 COLUMN_KEYS = (
     "name", "type", "primary_key", "nullable", "unique", "index", "default",
@@ -447,6 +447,8 @@ def _model(c: _Checker, raw: Any, line: int) -> ModelSpec | None:
             model.relationships.append(rel)
     if "vector_search" in m:
         model.vector_search = _vector(c, m["vector_search"], c.line_of(m, "vector_search"), model)
+    if m.get("gdpr") is not None:
+        model.gdpr_anonymize = _check_gdpr(c, m, model)
     return model
 
 
@@ -472,6 +474,51 @@ def _add_blind_indexes(c: _Checker, model: ModelSpec, seen: dict[str, int], fiel
         seen[name] = col.where.line
         model.columns.append(hashed)
         _check_generated_names(c, model, hashed, f"{field}.columns.{col.name}.blind_index")
+
+
+GDPR_KEYS = ("anonymize",)
+
+
+def _check_gdpr(c: _Checker, m: LineDict, model: ModelSpec) -> list[str] | None:
+    """Return the columns ``gdpr: {anonymize: [...]}`` blanks (None for ``gdpr: delete``); report what is wrong."""
+    value, line, field = m["gdpr"], c.line_of(m, "gdpr"), f"{model.name}.gdpr"
+    if value == "delete":
+        return None
+    if not isinstance(value, LineDict):
+        c.fail(line, field, f"must be delete, or a mapping {{anonymize: [columns to blank]}}; got {excerpt(value)}")
+        return None
+    c.mapping(value, line, field, GDPR_KEYS)  # reports any other key
+    if "anonymize" not in value:
+        c.fail(line, field, "must name the columns to blank: anonymize: [column, ...] (or write gdpr: delete)")
+        return None
+    if not any(col.foreign_key == USERS_ID for col in model.columns):
+        c.fail(line, field, f"{model.name} has no column with foreign_key: {USERS_ID}, so no row of it belongs to a "
+                            f"user: remove gdpr, or add the owner column")
+        return None
+    raw = value["anonymize"]
+    items, lines = _items(raw) if isinstance(raw, LineList) else ([], [])
+    if not isinstance(raw, LineList):
+        c.fail(c.line_of(value, "anonymize"), f"{field}.anonymize", f"must be a list of column names; got {_kind(raw)}")
+        return None
+    fields: list[str] = []
+    for name, item_line in zip(items, lines):
+        col = model.column(name) if isinstance(name, str) else None
+        where = f"{field}.anonymize"
+        if col is None:
+            c.fail(item_line, where, f"names no column {excerpt(name)} of {model.name}; its columns: "
+                                     f"{', '.join(x.name for x in model.columns)}")
+        elif col.primary_key or col.foreign_key == USERS_ID:
+            c.fail(item_line, where, f"column {name!r} is {'the primary key' if col.primary_key else 'a users.id key'}"
+                                     f": the key is kept and every users.id column is pointed at a placeholder user "
+                                     f"anyway; list the columns holding the user's data")
+        elif col.nullable is False and col.type.name not in TEXT_TYPES:
+            c.fail(item_line, where, f"column {name!r} is {col.type} and nullable: false, so it cannot be blanked: "
+                                     f"make it nullable, or leave it out")
+        elif name in fields:
+            c.fail(item_line, where, f"names column {name!r} twice")
+        else:
+            fields.append(name)
+    return fields
 
 
 def _check_owned_by(c: _Checker, m: LineDict, model: ModelSpec, column: str) -> str | None:

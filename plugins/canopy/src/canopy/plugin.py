@@ -51,3 +51,17 @@ def timber_register_commands(cli: click.Group) -> None:
     from .commands import register  # click only; the database is reached inside each command
 
     register(cli)
+
+
+@hookimpl
+def timber_gdpr_veto(kernel: object, user_id: str, mode: str) -> str | None:
+    # Filled orders are trade records a broker must retain: they may be anonymized, never deleted.
+    if mode != "delete":
+        return None
+    from .gdpr import filled_orders  # SQLAlchemy only when an erasure is asked
+
+    n = filled_orders(kernel, user_id)
+    if not n:
+        return None
+    return (f"{n} filled order{'s' if n != 1 else ''} must be retained (legal retention of trade records); "
+            f"erase with mode anonymize, which keeps them without the user's data")
