@@ -131,6 +131,12 @@ class TimberConfig:
     DATABASE_URL = Setting("DATABASE_URL", text, None, "SQLAlchemy URL; unset: embedded SQLite under TIMBER_HOME")
     REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")
     QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
+    ENABLE_CACHE = Setting("TIMBER_CACHE", boolean, True, "false: every read goes to the database")
+    CACHE_TTL = Setting("TIMBER_CACHE_TTL", positive_int, 300, "seconds a cache entry lives at most")
+    CACHE_MAX_ENTRIES = Setting("TIMBER_CACHE_MAX_ENTRIES", positive_int, 10_000,
+                                "keys the in-process cache holds per process (least recently used dropped)")
+    CACHE_PREFIX = Setting("TIMBER_CACHE_PREFIX", text, "timber",
+                           "prefix of every Redis key of the cache (deployments sharing one Redis)")
     ENABLE_ENCRYPTION = Setting("ENABLE_ENCRYPTION", boolean, False)
     ENABLE_VECTOR_SEARCH = Setting("ENABLE_VECTOR_SEARCH", boolean, True, "false: record no index work, search disabled")
     VECTOR_DRAIN = Setting("TIMBER_VECTOR_DRAIN", drain_mode, "inline",
