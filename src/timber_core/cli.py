@@ -435,6 +435,7 @@ def app_kernel(app_name: str, **settings: Any) -> Iterator[Any]:
 KERNEL_COMMANDS: dict[str, tuple[str, ...]] = {
     "timber_core.migrations.commands": ("migrate", "downgrade", "create-migration", "migrations", "doctor"),
     "timber_core.vectors.commands": ("vectors",),
+    "timber_core.cache.commands": ("cache",),
 }
 _kernel_modules_loaded: set[str] = set()
 

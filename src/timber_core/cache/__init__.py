@@ -17,11 +17,22 @@ each write commits. See docs/services.md, "Cache".
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .service import Cache, cached
+if TYPE_CHECKING:  # pragma: no cover
+    from .service import Cache, cached
 
 __all__ = ["Cache", "cache", "cached", "get_cache"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the CLI's command module imports this package, and `timber --help`
+    # must not pay for SQLAlchemy.
+    if name in ("Cache", "cached"):
+        from . import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_cache() -> Cache:

@@ -56,8 +56,8 @@ class _Pickler(pickle.Pickler):
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED:
-            raise CodecError(f"the cache refuses to load {module}.{name}: only plain data, datetimes, "
-                             f"Decimals, UUIDs and Rows are cached")
+            raise CodecError(f"cannot store or load {module}.{name}: only plain data, datetimes, Decimals, UUIDs "
+                             f"and SQLAlchemy Rows are cached; return such values from the loader")
         return super().find_class(module, name)
 
 

@@ -128,11 +128,12 @@ class MemoryBackend:
     def delete(self, keys: list[str]) -> None:
         """Drop ``keys`` here and (through the stamp) in every other process."""
         with self._lock:
-            self._epoch += 1
+            # Tokens given before this point carry an epoch <= the one recorded: their fills are refused.
             for key in keys:
                 self._data.pop(key, None)
                 self._deleted[key] = self._epoch
                 self._deleted.move_to_end(key)
+            self._epoch += 1
             while len(self._deleted) > _REMEMBERED:
                 _key, epoch = self._deleted.popitem(last=False)
                 self._floor = max(self._floor, epoch + 1)

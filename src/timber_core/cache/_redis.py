@@ -97,7 +97,7 @@ class RedisBackend:
             self._down_until = time.monotonic() + self.retry_after
         if first:
             log.warning("Warning: the cache's Redis at %s is unavailable (%s: %s); reads and writes go to the "
-                        "database until it answers again", self._display(), type(exc).__name__, exc)
+                        "database until it answers again", self.display(), type(exc).__name__, exc)
 
     def _recover(self) -> None:
         """Send the invalidations kept during the outage; then Redis may be read again."""
@@ -115,7 +115,7 @@ class RedisBackend:
             self._overflow = self._overflow and not overflow
             self._down = False
         log.warning("Warning: the cache's Redis at %s answers again; %d invalidations kept during the outage "
-                    "were sent%s", self._display(), len(keys) + len(prefixes),
+                    "were sent%s", self.display(), len(keys) + len(prefixes),
                     " and every entry was dropped" if overflow else "")
 
     def _keep(self, keys: list[str] = (), prefix: str | None = None) -> None:  # type: ignore[assignment]
@@ -128,7 +128,7 @@ class RedisBackend:
                 self._pending_prefixes.clear()
                 self._overflow = True
 
-    def _display(self) -> str:
+    def display(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 

@@ -140,6 +140,23 @@ class Cache:
         with self._counts_lock:
             return {ns: {"hits": c[0], "misses": c[1], "errors": c[2]} for ns, c in sorted(self._counts.items())}
 
+    def shared_stats(self) -> dict[str, dict[str, int]] | None:
+        """Return ``{namespace: {"hits", "misses"}}`` counted by every process on the same Redis.
+
+        None for the in-process backend (each process counts its own: :meth:`stats`). Raise
+        the backend's error when Redis does not answer.
+        """
+        shared = getattr(self.backend, "shared_stats", None)
+        if shared is None:
+            return None
+        return {ns: {"hits": c.get("lookups", 0) - c.get("misses", 0), "misses": c.get("misses", 0)}
+                for ns, c in sorted(shared().items())}
+
+    def where(self) -> str:
+        """Say where entries live, for messages: ``in-process`` or the Redis host, port and database."""
+        display = getattr(self.backend, "display", None)
+        return "in-process" if display is None else f"Redis at {display()}"
+
     @property
     def backend_name(self) -> str:
         """``"memory"`` or ``"redis"``."""
