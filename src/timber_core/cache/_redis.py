@@ -101,6 +101,7 @@ class RedisBackend:
 
     def _recover(self) -> None:
         """Send the invalidations kept during the outage; then Redis may be read again."""
+        self.client.ping()  # still down: raise before anything else, the outage goes on
         with self._state:
             keys, prefixes, overflow = list(self._pending), list(self._pending_prefixes), self._overflow
         if overflow:
@@ -114,9 +115,9 @@ class RedisBackend:
             self._pending_prefixes.difference_update(prefixes)
             self._overflow = self._overflow and not overflow
             self._down = False
-        log.warning("Warning: the cache's Redis at %s answers again; %d invalidations kept during the outage "
+        log.info("the cache's Redis at %s answers again; %d invalidations kept during the outage "
                     "were sent%s", self.display(), len(keys) + len(prefixes),
-                    " and every entry was dropped" if overflow else "")
+                    " and every entry was dropped" if overflow else "")  # the outage's end, once
 
     def _keep(self, keys: list[str] = (), prefix: str | None = None) -> None:  # type: ignore[assignment]
         with self._state:
