@@ -154,3 +154,19 @@ def test_with_the_cache_off_every_read_loads(backend: str, timber_kernel_factory
     cache.get_or_set("k", load)
     cache.get_or_set("k", load)
     assert (load.calls, kernel.cache.stats()) == (2, {})
+
+
+def test_with_redis_a_miss_waits_for_the_process_holding_the_load_lock(backend: str, kernel: Any, alice: str) -> None:
+    if backend != "redis":
+        pytest.skip("the load lock is Redis's: the in-process backend has one process")
+    import redis
+
+    from timber_core.cache._codec import dumps
+
+    own = kernel.cache
+    key = own._key("canopy", alice, "total")
+    client = redis.Redis.from_url(own.backend.url)
+    client.set(f"{key}:lock:", "another process", px=2000)  # another process is loading "total"
+    threading.Timer(0.2, lambda: client.hset(key, "", dumps("theirs"))).start()
+    load = Loads("ours")
+    assert (cache.get_or_set("total", load, user_id=alice), load.calls) == ("theirs", 0)

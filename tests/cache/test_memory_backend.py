@@ -26,7 +26,7 @@ def test_an_entry_past_its_ttl_is_gone() -> None:
 
 def test_a_fill_started_before_an_invalidation_is_not_stored() -> None:
     backend = MemoryBackend(10)
-    _data, token = backend.get("a", "")
+    _data, token, _may_load = backend.get("a", "")
     backend.delete(["a"])
     assert backend.set("a", "", b"stale", 60, token) is False
     assert backend.get("a", "")[0] is None

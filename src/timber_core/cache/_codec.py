@@ -8,12 +8,10 @@ Timber's processes (pickle's ``find_class`` is the hook CPython documents for th
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import functools
 import io
 import pickle
-import uuid
+import zoneinfo
 from typing import Any
 
 from sqlalchemy import Row
@@ -39,7 +37,7 @@ _ALLOWED = {
     ("datetime", "datetime"), ("datetime", "date"), ("datetime", "time"), ("datetime", "timedelta"),
     ("datetime", "timezone"), ("decimal", "Decimal"), ("uuid", "UUID"),
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "bytearray"),
-    (__name__, "_row"),
+    (__name__, "_row"), (__name__, "_zoneinfo"),
 }
 
 
@@ -47,9 +45,6 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, Row):
             return _row, (tuple(str(f) for f in obj._fields), tuple(obj))
-        if isinstance(obj, datetime.datetime) and obj.tzinfo is not None and type(obj.tzinfo) is not datetime.timezone:
-            # e.g. psycopg's zoneinfo.ZoneInfo, which pickles through getattr(): keep the instant and offset.
-            return obj.replace(tzinfo=datetime.timezone(obj.utcoffset())).__reduce_ex__(pickle.HIGHEST_PROTOCOL)
         return NotImplemented
 
 
@@ -61,18 +56,55 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def dumps(value: Any) -> bytes:
-    """Return ``value`` as bytes; raise CodecError for a value holding other classes than plain data."""
+def _zoneinfo(key: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(key)
+
+
+def _reduce_zoneinfo(zone: zoneinfo.ZoneInfo) -> Any:
+    # ZoneInfo pickles through getattr(ZoneInfo, "_unpickle"), which the loader must not allow.
+    if zone.key is None:
+        raise pickle.PicklingError("a ZoneInfo made from a file (no key) cannot be cached")
+    return _zoneinfo, (zone.key,)
+
+
+_DISPATCH = {zoneinfo.ZoneInfo: _reduce_zoneinfo}
+
+
+def _pickle(payload: Any, pickler: type[pickle.Pickler] = pickle.Pickler) -> bytes:
     buffer = io.BytesIO()
+    p = pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    p.dispatch_table = _DISPATCH  # type: ignore[assignment]
+    p.dump(payload)
+    return buffer.getvalue()
+
+
+def dumps(value: Any, *, trusted: bool = False) -> bytes:
+    """Return ``value`` as bytes; raise CodecError for a value holding other classes than plain data.
+
+    A Row or a list of Rows of the same columns (what the shared services return) takes a fast
+    path. ``trusted`` (the kernel's own values) skips loading the bytes back to check them.
+    """
+    if isinstance(value, Row):
+        payload: tuple[Any, ...] = ("row", tuple(str(f) for f in value._fields), tuple(value))
+    elif type(value) is list and value and all(type(r) is type(value[0]) for r in value) and isinstance(value[0], Row):
+        payload = ("rows", tuple(str(f) for f in value[0]._fields), [tuple(r) for r in value])
+    else:
+        payload = ("v", None, value)
     try:
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        data = _pickle(payload, pickle.Pickler if payload[0] != "v" else _Pickler)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise CodecError(f"the cache cannot store {type(value).__name__}: {exc}") from None
-    data = buffer.getvalue()
-    loads(data)  # refuse at store time what could not be loaded back
+    if not trusted:
+        loads(data)  # refuse at store time what could not be loaded back
     return data
 
 
 def loads(data: bytes) -> Any:
     """Return the value ``dumps`` made; raise CodecError for classes outside plain data."""
-    return _Unpickler(io.BytesIO(data)).load()
+    kind, fields, value = _Unpickler(io.BytesIO(data)).load()
+    if kind == "rows":
+        make = _row_factory(fields)
+        return [make(v) for v in value]
+    if kind == "row":
+        return _row_factory(fields)(value)
+    return value

@@ -94,19 +94,23 @@ class MemoryBackend:
         return stamp
 
     # -- the backend API
-    def get(self, key: str, field: str, namespace: str = "") -> tuple[bytes | None, Any]:
-        """Return (the bytes stored under ``key``/``field`` or None, a token for :meth:`set`)."""
+    def get(self, key: str, field: str, namespace: str = "", lock_seconds: float = 0) -> tuple[bytes | None, Any, bool]:
+        """Return (the bytes stored under ``key``/``field`` or None, a token for :meth:`set`, True).
+
+        The last item says the caller may load: always, in one process (the service's flights
+        make concurrent misses wait for one load).
+        """
         with self._lock:
             stamp = self._check_stamp()
             token = (self._epoch, stamp)
             entry = self._data.get(key)
             if entry is None:
-                return None, token
+                return None, token, True
             if entry[0] <= time.monotonic():
                 del self._data[key]
-                return None, token
+                return None, token, True
             self._data.move_to_end(key)
-            return entry[1].get(field), token
+            return entry[1].get(field), token, True
 
     def set(self, key: str, field: str, data: bytes, ttl: float, token: Any, namespace: str = "",
             user_mark: str = "") -> bool:
@@ -148,12 +152,8 @@ class MemoryBackend:
             self._floor = self._epoch
         self._bump()
 
-    def acquire(self, key: str, seconds: float) -> bool:
-        """Cross-process load lock: not needed in one process (the service's flights cover it)."""
-        return True
-
-    def release(self, key: str) -> None:
-        """Nothing to release (see :meth:`acquire`)."""
+    def release(self, key: str, field: str, token: Any) -> None:
+        """Nothing to give back (see :meth:`get`)."""
 
     def available(self) -> bool:
         """Always: the process's own memory."""

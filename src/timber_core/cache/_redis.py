@@ -33,13 +33,24 @@ _FORGOTTEN_TTL_MS = 600_000
 #: Invalidations kept while Redis is down; past this, the whole prefix is cleared on recovery.
 _PENDING_LIMIT = 10_000
 
+# One round trip per step of a lookup: read (and on a miss take the load lock), then fill (and
+# give the lock back).
+_GET = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+local g = redis.call('GET', KEYS[2]) or ''
+redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+if v then return {v, g, 0} end
+if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then return {false, g, 1} end
+return {false, g, 0}
+"""
 _SET_IF = """
+if redis.call('GET', KEYS[5]) == ARGV[6] then redis.call('DEL', KEYS[5]) end
+redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
 local g = redis.call('GET', KEYS[2]) or ''
 if g ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
 return 1
 """
 _RELEASE = """
@@ -67,6 +78,7 @@ class RedisBackend:
         self.retry_after = retry_after
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+        self._get = self.client.register_script(_GET)
         self._set_if = self.client.register_script(_SET_IF)
         self._release = self.client.register_script(_RELEASE)
         self._state = threading.Lock()
@@ -75,7 +87,6 @@ class RedisBackend:
         self._pending: set[str] = set()
         self._pending_prefixes: set[str] = set()
         self._overflow = False
-        self._locks: dict[str, str] = {}
         self.stats_key = f"{prefix}:stats"
 
     # -- outage handling
@@ -134,21 +145,39 @@ class RedisBackend:
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
     # -- the backend API
-    def get(self, key: str, field: str, namespace: str) -> tuple[bytes | None, Any]:
-        """Return (bytes or None, the key's invalidation count as the fill token)."""
-        def run() -> Any:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(key, field)
-            pipe.get(f"{key}:g")
-            pipe.hincrby(self.stats_key, f"{namespace}:lookups", 1)
-            return pipe.execute()
-        data, gen, _n = self._call(run)
-        return data, gen or b""
+    def get(self, key: str, field: str, namespace: str, lock_seconds: float = 0) -> tuple[bytes | None, Any, bool]:
+        """Return (bytes or None, fill token, whether this call took the key's load lock).
+
+        On a miss, the load lock of ``key``/``field`` is taken for ``lock_seconds`` when free:
+        the caller then loads and :meth:`set` gives it back; else another process loads.
+        """
+        token = uuid.uuid4().hex
+        data, gen, locked = self._call(self._get, [key, f"{key}:g", self._lock_key(key, field), self.stats_key],
+                                       [field, f"{namespace}:lookups", token, max(1, int(lock_seconds * 1000))])
+        return data, (gen or b"", token if locked else ""), bool(locked)
+
+    @staticmethod
+    def _lock_key(key: str, field: str) -> str:
+        return f"{key}:lock:{field}"
 
     def set(self, key: str, field: str, data: bytes, ttl: float, token: Any, namespace: str, user_mark: str) -> bool:
-        """Store unless ``key`` was invalidated (or its user forgotten) since ``token``; count the miss."""
-        return bool(self._call(self._set_if, [key, f"{key}:g", user_mark, self.stats_key],
-                               [token, field, data, max(1, int(ttl * 1000)), f"{namespace}:misses"]))
+        """Store unless ``key`` was invalidated (or its user forgotten) since ``token``; count the miss.
+
+        Gives back the load lock taken by the :meth:`get` that gave ``token``.
+        """
+        gen, lock_token = token
+        return bool(self._call(self._set_if, [key, f"{key}:g", user_mark, self.stats_key,
+                                              self._lock_key(key, field)],
+                               [gen, field, data, max(1, int(ttl * 1000)), f"{namespace}:misses", lock_token]))
+
+    def release(self, key: str, field: str, token: Any) -> None:
+        """Give back the load lock (a load that failed, so :meth:`set` did not run)."""
+        if not token[1]:
+            return
+        try:
+            self._call(self._release, [self._lock_key(key, field)], [token[1]])
+        except CacheUnavailable:
+            pass  # it expires by itself
 
     def _invalidate(self, keys: list[str]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -179,7 +208,7 @@ class RedisBackend:
     def _forget(self, prefix: str) -> None:
         self.client.set(f"{prefix}!", b"1", px=_FORGOTTEN_TTL_MS)
         data_keys = [k for k in self.client.scan_iter(match=_escape(prefix) + "*", count=1000)
-                     if not k.endswith((b":g", b"!", b":lock"))]
+                     if not k.endswith((b":g", b"!")) and b":lock:" not in k]
         self._delete_matching(prefix)
         if data_keys:  # a fill in flight for one of them must not store what it read
             self._invalidate([k.decode() for k in data_keys])
@@ -192,23 +221,6 @@ class RedisBackend:
         except CacheUnavailable:
             self._keep(prefix=prefix)
             raise
-
-    def acquire(self, key: str, seconds: float) -> bool:
-        """Take the load lock of ``key`` for ``seconds``; False if another process holds it."""
-        token = uuid.uuid4().hex
-        if self._call(self.client.set, f"{key}:lock", token, None, int(seconds * 1000), True):
-            self._locks[key] = token
-            return True
-        return False
-
-    def release(self, key: str) -> None:
-        """Give back the load lock taken by :meth:`acquire` (only if still ours)."""
-        token = self._locks.pop(key, None)
-        if token is not None:
-            try:
-                self._call(self._release, [f"{key}:lock"], [token])
-            except CacheUnavailable:
-                pass  # it expires by itself
 
     def available(self) -> bool:
         """Return whether Redis answers a PING now."""

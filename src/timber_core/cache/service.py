@@ -106,7 +106,7 @@ class Cache:
         cannot store (only plain data, datetimes, Decimals, UUIDs and SQLAlchemy Rows).
         """
         namespace, user = self._caller("get_or_set", key, user_id)
-        return self._lookup(namespace, user, key, "", loader, self._ttl(ttl))
+        return self._lookup(namespace, user, key, "", loader, self._ttl(ttl), trusted=False)
 
     def invalidate(self, key: str, *, user_id: str | None = None) -> None:
         """Drop ``key`` (every variant of it) for the calling app and user, in every process.
@@ -170,7 +170,8 @@ class Cache:
     def lookup(self, namespace: str, user_id: str | None, family: str, variant: str,
                loader: Callable[[], Any], ttl: float | None = None) -> Any:
         """:meth:`get_or_set` for the kernel: namespace, user, family and variant given outright."""
-        return self._lookup(namespace, user_id, family, variant, loader, self.ttl if ttl is None else ttl)
+        return self._lookup(namespace, user_id, family, variant, loader, self.ttl if ttl is None else ttl,
+                            trusted=True)
 
     def drop(self, namespace: str, user_id: str | None, families: Iterable[str]) -> None:
         """Drop ``families`` of ``user_id`` in ``namespace`` once the caller's transaction commits."""
@@ -222,12 +223,12 @@ class Cache:
             counts[which] += 1
 
     def _lookup(self, namespace: str, user_id: str | None, family: str, variant: str,
-                loader: Callable[[], Any], ttl: float | None) -> Any:
+                loader: Callable[[], Any], ttl: float | None, *, trusted: bool) -> Any:
         if not self.enabled or (self._db is not None and self._db.in_transaction()):
             return loader()
         key = self._key(namespace, user_id, family)
         try:
-            data, token = self.backend.get(key, variant, namespace)
+            data, token, may_load = self.backend.get(key, variant, namespace, _LOCK_SECONDS)
         except Exception:  # noqa: BLE001 - backend down: the database answers
             self._count(namespace, 2)
             return self._flights.run(f"{key}\0{variant}", loader)
@@ -242,45 +243,41 @@ class Cache:
         self._count(namespace, 1)
         mark = f"{self.prefix}:u:{_user_part(user_id)}:!"
         return self._flights.run(f"{key}\0{variant}", lambda: self._fill(
-            namespace, key, variant, loader, self.ttl if ttl is None else ttl, token, mark))
+            namespace, key, variant, loader, self.ttl if ttl is None else ttl, token, may_load, mark, trusted))
 
     def _fill(self, namespace: str, key: str, variant: str, loader: Callable[[], Any], ttl: float,
-              token: Any, mark: str) -> Any:
-        lock = f"{key}\0{variant}"
-        try:
-            locked = self.backend.acquire(lock, _LOCK_SECONDS)
-        except Exception:  # noqa: BLE001
-            self._count(namespace, 2)
-            return loader()
-        if not locked:  # another process loads this key: wait for its fill, then load ourselves
-            deadline = time.monotonic() + _LOCK_SECONDS
-            while time.monotonic() < deadline:
-                time.sleep(_POLL_SECONDS)
+              token: Any, may_load: bool, mark: str, trusted: bool) -> Any:
+        # Another process holds the key's load lock: wait for its fill; take the lock if it goes.
+        deadline = time.monotonic() + _LOCK_SECONDS
+        while not may_load and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+            try:
+                data, token, may_load = self.backend.get(key, variant, namespace, _LOCK_SECONDS)
+            except Exception:  # noqa: BLE001
+                self._count(namespace, 2)
+                return loader()
+            if data is not None:
                 try:
-                    data, token = self.backend.get(key, variant, namespace)
+                    return loads(data)
                 except Exception:  # noqa: BLE001
-                    self._count(namespace, 2)
-                    return loader()
-                if data is not None:
-                    try:
-                        return loads(data)
-                    except Exception:  # noqa: BLE001
-                        break
+                    break
+        stored = False
         try:
             value = loader()
             try:
-                data = dumps(value)
+                data = dumps(value, trusted=trusted)
             except CodecError as exc:
                 raise ValidationError(f"cache entry {variant or key.rsplit(':', 1)[-1]!r} of namespace "
                                       f"{namespace!r}: {exc}") from None
             try:
                 self.backend.set(key, variant, data, ttl, token, namespace, mark)
+                stored = True
             except Exception:  # noqa: BLE001
                 self._count(namespace, 2)
             return value
         finally:
-            if locked:
-                self.backend.release(lock)
+            if may_load and not stored:
+                self.backend.release(key, variant, token)
 
 
 def cached(family: str | None = None, *, ttl: float | None = None) -> Callable[[F], F]:
@@ -315,7 +312,8 @@ def cached(family: str | None = None, *, ttl: float | None = None) -> Callable[[
             user_id = values.get("user_id")
             namespace, user = cache._caller(name, name, user_id if isinstance(user_id, str) else None)
             variant = repr(sorted(values.items()))
-            return cache._lookup(namespace, user, name, variant, lambda: fn(*args, **kwargs), cache._ttl(ttl))
+            return cache._lookup(namespace, user, name, variant, lambda: fn(*args, **kwargs), cache._ttl(ttl),
+                                 trusted=False)
 
         return wrapper  # type: ignore[return-value]
 
