@@ -54,12 +54,13 @@ CLI_MODULES = {
     "timber_core._cli_support": "src/timber_core/_cli_support.py",
     "timber_core.migrations.commands": "src/timber_core/migrations/commands.py",
     "timber_core.vectors.commands": "src/timber_core/vectors/commands.py",
+    "timber_core.cache.commands": "src/timber_core/cache/commands.py",
 }
 #: The tests that run the commands in-process (click's CliRunner, or main() itself).
 CLI_TESTS = [
     "tests/kernel/test_cli_inprocess.py", "tests/kernel/test_kernel_cli.py", "tests/kernel/test_app_kernel.py",
     "tests/migrations/test_sqlite_migrations.py", "tests/vectors/test_vector_commands.py",
-    "tests/kernel/test_new_app.py",
+    "tests/kernel/test_new_app.py", "tests/cache/test_cache_commands.py",
 ]
 
 
