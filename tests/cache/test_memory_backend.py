@@ -47,3 +47,11 @@ def test_this_processs_own_invalidation_keeps_its_other_entries(tmp_path: Path) 
     here.set("a", "", b"a", 60, here.get("a", "")[1])
     here.delete(["b"])
     assert here.get("a", "")[0] == b"a"
+
+
+def test_the_stamp_directory_is_made_on_the_first_invalidation(tmp_path: Path) -> None:
+    stamp = tmp_path / "home" / "cache.stamp"
+    backend = MemoryBackend(10, str(stamp))
+    assert not stamp.parent.exists()
+    backend.delete(["a"])
+    assert stamp.read_bytes() == b"."

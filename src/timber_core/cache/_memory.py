@@ -58,7 +58,11 @@ class MemoryBackend:
         if self._stamp_path is None:
             return
         try:
-            fd = os.open(self._stamp_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self._stamp_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # TIMBER_HOME not made yet (e.g. on PostgreSQL)
+                os.makedirs(os.path.dirname(self._stamp_path) or ".", exist_ok=True)
+                fd = os.open(self._stamp_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, b".")
                 st = os.fstat(fd)

@@ -84,15 +84,8 @@ class Cache:
 
             backend: Any = RedisBackend(config.REDIS_URL, config.CACHE_PREFIX)
         else:
-            home = config.TIMBER_HOME
-            stamp = None
-            try:
-                os.makedirs(home, exist_ok=True)
-                stamp = os.path.join(home, "cache.stamp")
-            except OSError as exc:
-                log.warning("timber: TIMBER_HOME %s cannot be created (%s): the in-process cache of each process "
-                            "will not see other processes' writes until its TTL", home, exc)
-            backend = MemoryBackend(config.CACHE_MAX_ENTRIES, stamp)
+            # The stamp file (and TIMBER_HOME) is made on the first invalidation, not at start-up.
+            backend = MemoryBackend(config.CACHE_MAX_ENTRIES, os.path.join(config.TIMBER_HOME, "cache.stamp"))
         return cls(backend, ttl=config.CACHE_TTL, prefix=config.CACHE_PREFIX, db=db, enabled=config.ENABLE_CACHE)
 
     # -- the public API (the calling app's namespace)
