@@ -56,6 +56,7 @@ CLI_MODULES = {
     "timber_core.vectors.commands": "src/timber_core/vectors/commands.py",
     "timber_core.encryption.commands": "src/timber_core/encryption/commands.py",
     "timber_core.gdpr.commands": "src/timber_core/gdpr/commands.py",
+    "timber_core.cache.commands": "src/timber_core/cache/commands.py",
 }
 #: The tests that run the commands in-process (click's CliRunner, or main() itself).
 CLI_TESTS = [
@@ -63,6 +64,7 @@ CLI_TESTS = [
     "tests/migrations/test_sqlite_migrations.py", "tests/vectors/test_vector_commands.py",
     "tests/kernel/test_new_app.py", "tests/encryption/test_keys_cli.py",
     "tests/gdpr/test_gdpr_commands.py",
+    "tests/cache/test_cache_commands.py",
 ]
 
 

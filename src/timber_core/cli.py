@@ -437,6 +437,7 @@ KERNEL_COMMANDS: dict[str, tuple[str, ...]] = {
     "timber_core.vectors.commands": ("vectors",),
     "timber_core.encryption.commands": ("keys",),
     "timber_core.gdpr.commands": ("gdpr",),
+    "timber_core.cache.commands": ("cache",),
 }
 _kernel_modules_loaded: set[str] = set()
 

@@ -59,7 +59,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -299,6 +299,29 @@ class _Unit:
 
 #: The unit of work open in this context (thread, asyncio task), if any.
 _unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("timber_unit_of_work", default=None)
+#: The callbacks waiting for the commit of the ``connection()`` block open outside any unit, if any.
+_block_callbacks: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "timber_block_after_commit", default=None)
+#: ``Session.info`` key of the callbacks waiting for that session's commit.
+_AFTER_COMMIT = "timber_after_commit"
+
+
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    """Run the after-commit callbacks; one that fails is logged, never raised: the commit happened."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the caller's data is committed; a cache hiccup must not undo that
+            log.warning("timber: an after-commit callback failed", exc_info=True)
+
+
+def _session_committed(session: Session) -> None:
+    _run_callbacks(session.info.pop(_AFTER_COMMIT, []))
+
+
+def _session_transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the root transaction: rolled back (a commit ran them already)
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def _context() -> tuple[str | None, str | None]:
@@ -373,6 +396,8 @@ class DatabaseManager:
                     pass  # the first connection switches the file to WAL (a no-op once it is)
         # expire_on_commit=False: objects returned from a scope stay readable after it.
         self.session_factory: sessionmaker[Session] = sessionmaker(self._work_engine, expire_on_commit=False)
+        event.listen(self.session_factory, "after_commit", _session_committed)
+        event.listen(self.session_factory, "after_transaction_end", _session_transaction_ended)
 
     def _on_sqlite_begin(self, conn: Any) -> None:
         """``begin`` (SQLite): the hooks of :attr:`before_sqlite_begin`, then :func:`_sqlite_begin`."""
@@ -537,8 +562,40 @@ class DatabaseManager:
                 unit.session.flush()
                 yield unit.session.connection()
             return
-        with self._work_engine.begin() as conn:
-            yield conn
+        callbacks: list[Callable[[], None]] = []
+        token = _block_callbacks.set(callbacks)
+        try:
+            with self._work_engine.begin() as conn:
+                yield conn
+        finally:
+            _block_callbacks.reset(token)
+        _run_callbacks(callbacks)  # reached only when the block committed
+
+    def in_transaction(self) -> bool:
+        """Return whether the caller runs inside a ``session_scope()`` or ``connection()`` of this database."""
+        unit = _unit.get()
+        return (unit is not None and unit.db is self) or _block_callbacks.get() is not None
+
+    def after_commit(self, callback: Callable[[], None], *, session: Session | None = None) -> None:
+        """Run ``callback`` once the caller's transaction has committed; never if it rolls back.
+
+        The transaction is ``session``'s (an ORM session of this database), else the open
+        ``session_scope()``, else the open ``connection()`` block; with none, ``callback`` runs
+        now. A callback that raises is logged on ``timber.db``, not raised: the data is
+        committed by then. What the cache uses to drop entries only after the write is visible.
+        """
+        if session is not None:
+            session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+            return
+        unit = _unit.get()
+        if unit is not None and unit.db is self:
+            unit.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+            return
+        pending = _block_callbacks.get()
+        if pending is not None:
+            pending.append(callback)
+            return
+        _run_callbacks([callback])
 
     @contextlib.contextmanager
     def admin_connection(self) -> Iterator[Any]:

@@ -116,7 +116,8 @@ class Kernel:
     Attributes: ``app_name`` (the default context; None for a kernel built with no app), ``apps`` (:class:`AppRegistry`),
     ``models`` (mapped classes by model name), ``metadata`` (one MetaData for every
     table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``, ``vectors``
-    (:class:`~timber_core.vectors.runtime.VectorRuntime`: outbox, store, embedders).
+    (:class:`~timber_core.vectors.runtime.VectorRuntime`: outbox, store, embedders), ``cache``
+    (:class:`~timber_core.cache.Cache`).
     """
 
     def __init__(
@@ -157,6 +158,12 @@ class Kernel:
         # Records index work in the outbox on every flush of a vector-enabled model; opens
         # nothing (store, embedding model) until the first drain or search.
         self.vectors = VectorRuntime(self)
+        from .cache import Cache
+        from .cache.hooks import install as install_cache_hooks
+
+        #: The shared cache (:mod:`timber_core.cache`): in-process, or Redis with ``REDIS_URL``.
+        self.cache = Cache.from_config(config, db)
+        install_cache_hooks(self)
         self.services = ServiceRegistry(self)
 
     def spec(self, name: str) -> ModelSpec:
@@ -199,7 +206,10 @@ class Kernel:
         try:
             self.vectors.close()
         finally:
-            self.db.dispose()
+            try:
+                self.cache.close()
+            finally:
+                self.db.dispose()
 
     def __repr__(self) -> str:
         return f"<Kernel app={self.app_name!r} apps={[a.name for a in self.apps.loaded()]} db={self.db.display_url!r}>"

@@ -78,7 +78,10 @@ def test_health_is_200_on_a_migrated_database(apps: Apps) -> None:
             return await c.get("/health")
     response = run(go())
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "app": "grove", "checks": {"database": "ok", "vectors": "ok"}}
+    body = response.json()
+    assert {k: body[k] for k in ("status", "app", "checks")} == {
+        "status": "ok", "app": "grove", "checks": {"database": "ok", "vectors": "ok"}}
+    assert (body["cache"]["backend"], body["cache"]["status"]) == ("memory", "ok")
 
 
 def test_health_is_503_naming_the_pending_migrations(tmp_path: Any) -> None:

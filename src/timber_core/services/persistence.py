@@ -35,6 +35,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, text, update
 
+from ..cache.hooks import NOTIFICATIONS, SESSIONS, USER
+from ..cache.service import KERNEL_NAMESPACE
 from ..context import PLATFORM, current_app, current_user, user_context
 from ..errors import IsolationError, ValidationError
 from ._validate import check_acting_user, check_bool, check_id, check_json, check_limit, check_name, check_text
@@ -81,9 +83,23 @@ class _SharedService(BaseService):
     """A kernel service over one shared table, acting for one user per transaction."""
 
     model = ""
+    #: The cache family the service's writes change (per user).
+    _family = ""
 
     def _table(self) -> Table:
         return self.kernel.models[self.model].__table__  # type: ignore[no-any-return]
+
+    def _cached(self, user_id: str, family: str, variant: str, load: Any) -> Any:
+        """Return ``load()`` through the kernel's cache (bypassed inside an open transaction)."""
+        return self.kernel.cache.lookup(KERNEL_NAMESPACE, user_id, family, variant, load)
+
+    def _changed(self, user_ids: Any, family: str) -> None:
+        """Drop ``family`` of each user once the caller's transaction commits (never on rollback)."""
+        if not family:
+            return
+        cache = self.kernel.cache
+        for user_id in sorted(set(user_ids)):
+            cache.drop(KERNEL_NAMESPACE, user_id, (family,))
 
     @contextmanager
     def _tx(self, user_id: str | None) -> Iterator[Connection]:
@@ -109,8 +125,10 @@ class _SharedService(BaseService):
         if len(by_user) == 1:
             with self._tx(rows[0]["user_id"]) as conn:
                 conn.execute(insert(table), rows)
+                self._changed(by_user, self._family)
             return [str(r["id"]) for r in rows]
         with self._tx(None) as conn:
+            self._changed(by_user, self._family)
             postgres = conn.dialect.name == "postgresql"
             for user_id, group in by_user.items():
                 if postgres:
@@ -129,6 +147,7 @@ class UserService(_SharedService):
     """
 
     model = "User"
+    _family = USER
 
     def create_user(self, email: str, username: str) -> str:
         """Create a user and return its id; raise ValidationError if the email or username is taken."""
@@ -147,6 +166,7 @@ class UserService(_SharedService):
             ).first()
             if taken is None:
                 conn.execute(insert(users), {"id": user_id, "email": email, "username": username})
+                self._changed((user_id,), USER)
         if taken is not None:
             # Raised after the block, which wrote nothing: an enclosing scope stays usable.
             what = f"email {email!r}" if taken.email == email else f"username {username!r}"
@@ -154,11 +174,15 @@ class UserService(_SharedService):
         return user_id
 
     def get_user(self, user_id: str) -> Row[Any] | None:
-        """Return the user ``user_id``, or None."""
+        """Return the user ``user_id``, or None (cached; see docs/services.md, "Cache")."""
         check_id(user_id, "user_id", "get_user")
         users = self._table()
-        with self._tx(None) as conn:
-            return conn.execute(select(users).where(users.c.id == user_id)).first()
+
+        def load() -> Row[Any] | None:
+            with self._tx(None) as conn:
+                return conn.execute(select(users).where(users.c.id == user_id)).first()
+
+        return self._cached(user_id, USER, "", load)  # type: ignore[no-any-return]
 
     def get_user_by_email(self, email: str) -> Row[Any] | None:
         """Return the user with ``email``, or None."""
@@ -172,6 +196,7 @@ class SessionService(_SharedService):
     """Sessions in the shared ``sessions`` table, each typed by the app that owns the type."""
 
     model = "Session"
+    _family = SESSIONS
 
     def _owned_or_raise(self, session_type: str, call: str) -> tuple[str, str]:
         """Return (app owning the type, app acting); raise IsolationError if the caller may not."""
@@ -237,6 +262,7 @@ class SessionService(_SharedService):
         row = self._row(user_id, session_type, metadata, "create_session", _now())
         with self._tx(user_id) as conn:
             conn.execute(insert(self._table()), row)
+            self._changed((user_id,), SESSIONS)
         return str(row["id"])
 
     def create_sessions(self, sessions: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -293,8 +319,13 @@ class SessionService(_SharedService):
         params: dict[str, Any] = {"user_id": user_id}
         if limit is not None:
             params["limit"] = limit
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt, params))
+
+        def load() -> list[Row[Any]]:
+            with self._tx(user_id) as conn:
+                return list(conn.execute(stmt, params))
+
+        # The variant names the types asked for: each app's list is its own entry.
+        return self._cached(user_id, SESSIONS, f"types={types!r} limit={limit!r}", load)  # type: ignore[no-any-return]
 
     def _user_sessions_stmt(self, types: tuple[str, ...] | None, limited: bool) -> Any:
         """Build (once per kernel and shape) the user-sessions query; values are bound at execution."""
@@ -332,8 +363,12 @@ class SessionService(_SharedService):
         types = sorted(self.kernel.apps.session_types_of(app_name))
         stmt = (select(table).where(table.c.user_id == user_id, table.c.session_type.in_(types))
                 .order_by(table.c.created_at.desc(), table.c.id))
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt))
+
+        def load() -> list[Row[Any]]:
+            with self._tx(user_id) as conn:
+                return list(conn.execute(stmt))
+
+        return self._cached(user_id, SESSIONS, f"app={app_name}", load)  # type: ignore[no-any-return]
 
     def _change(self, call: str, session_id: str, user_id: str | None, values: dict[str, Any]) -> bool:
         check_id(session_id, "session_id", call)
@@ -350,7 +385,9 @@ class SessionService(_SharedService):
                 merged.update(values["metadata_"])
                 merged["app"] = current.app_name
                 values["metadata_"] = merged
-            return conn.execute(stmt.values(**values)).rowcount == 1
+            owners = [r.user_id for r in conn.execute(stmt.values(**values).returning(table.c.user_id))]
+            self._changed(owners, SESSIONS)
+            return len(owners) == 1
 
     def update_session(self, session_id: str, *, metadata: Mapping[str, Any] | None = None,
                        status: str | None = None, user_id: str | None = None) -> bool:
@@ -377,6 +414,7 @@ class NotificationService(_SharedService):
     """Notifications: shared, so a user sees every app's, each stamped with its app."""
 
     model = "Notification"
+    _family = NOTIFICATIONS
 
     def create_notification(self, user_id: str, notification_type: str, title: str,
                             message: str | None = None, data: Mapping[str, Any] | None = None) -> str:
@@ -400,24 +438,32 @@ class NotificationService(_SharedService):
                "created_at": _now(), "updated_at": _now()}
         with self._tx(user_id) as conn:
             conn.execute(insert(self._table()), row)
+            self._changed((user_id,), NOTIFICATIONS)
         return str(row["id"])
 
     def get_user_notifications(self, user_id: str, unread_only: bool = False, app_name: str | None = None,
                                limit: int = 50) -> list[Row[Any]]:
-        """Return ``user_id``'s notifications from every app (or one), newest first."""
+        """Return ``user_id``'s notifications from every app (or one), newest first (cached)."""
         call = "get_user_notifications"
         _check_user(user_id, call)
         check_bool(unread_only, "unread_only", call)
         limit = check_limit(limit, "limit", call, 1000) or 50
-        t = self._table()
-        stmt = select(t).where(t.c.user_id == user_id)
-        if unread_only:
-            stmt = stmt.where(t.c.is_read.is_(False))
         if app_name is not None:
-            stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", call))
-        stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt))
+            check_name(app_name, "app_name", call)
+
+        def load() -> list[Row[Any]]:
+            t = self._table()
+            stmt = select(t).where(t.c.user_id == user_id)
+            if unread_only:
+                stmt = stmt.where(t.c.is_read.is_(False))
+            if app_name is not None:
+                stmt = stmt.where(t.c.app_name == app_name)
+            stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)
+            with self._tx(user_id) as conn:
+                return list(conn.execute(stmt))
+
+        variant = f"list unread_only={unread_only} app={app_name} limit={limit}"
+        return self._cached(user_id, NOTIFICATIONS, variant, load)  # type: ignore[no-any-return]
 
     def mark_read(self, notification_id: str, user_id: str) -> bool:
         """Mark one of ``user_id``'s notifications read; return False if there is none such."""
@@ -427,6 +473,7 @@ class NotificationService(_SharedService):
         with self._tx(user_id) as conn:
             result = conn.execute(update(t).where(t.c.id == notification_id, t.c.user_id == user_id)
                                   .values(is_read=True, read_at=_now(), updated_at=_now()))
+            self._changed((user_id,), NOTIFICATIONS)
             return result.rowcount == 1
 
     def mark_all_read(self, user_id: str, app_name: str | None = None) -> int:
@@ -437,17 +484,24 @@ class NotificationService(_SharedService):
         if app_name is not None:
             stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", "mark_all_read"))
         with self._tx(user_id) as conn:
+            self._changed((user_id,), NOTIFICATIONS)
             return int(conn.execute(stmt.values(is_read=True, read_at=_now(), updated_at=_now())).rowcount)
 
     def unread_count(self, user_id: str, app_name: str | None = None) -> int:
-        """Return how many of ``user_id``'s notifications are unread (of one app, if given)."""
+        """Return how many of ``user_id``'s notifications are unread (of one app, if given; cached)."""
         _check_user(user_id, "unread_count")
-        t = self._table()
-        stmt = select(func.count()).select_from(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
-            stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", "unread_count"))
-        with self._tx(user_id) as conn:
-            return int(conn.execute(stmt).scalar_one())
+            check_name(app_name, "app_name", "unread_count")
+
+        def load() -> int:
+            t = self._table()
+            stmt = select(func.count()).select_from(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
+            if app_name is not None:
+                stmt = stmt.where(t.c.app_name == app_name)
+            with self._tx(user_id) as conn:
+                return int(conn.execute(stmt).scalar_one())
+
+        return self._cached(user_id, NOTIFICATIONS, f"unread app={app_name}", load)  # type: ignore[no-any-return]
 
 
 class TrackerService(_SharedService):

@@ -1,4 +1,8 @@
-"""``GET /health``: is the database reachable and migrated for this app, and the vector store reachable?"""
+"""``GET /health``: is the database reachable and migrated for this app, and the vector store reachable?
+
+Also the cache's backend, whether it answers, and this process's counters per namespace. A
+cache that does not answer does not fail the check: reads go to the database meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +51,25 @@ def _vectors(kernel: Kernel) -> str | None:
     return None
 
 
+def _cache(kernel: Kernel) -> dict[str, Any]:
+    cache = kernel.cache
+    if not cache.enabled:
+        status = "off"
+    elif cache.backend.available():
+        status = "ok"
+    else:
+        status = "unavailable: reads go to the database"
+    return {"backend": cache.backend_name, "status": status, "namespaces": cache.stats()}
+
+
 def health_report(kernel: Kernel, app: str) -> tuple[int, dict[str, Any]]:
-    """Return 200 and ``{"status": "ok", "app": ..., "checks": {...}}``, or 503 naming each failing part."""
+    """Return 200 and ``{"status": "ok", "app": ..., "checks": {...}, "cache": {...}}``, or 503 naming each failing part.
+
+    ``cache`` is ``{"backend": "memory"|"redis", "status": "ok"|"off"|"unavailable: ...",
+    "namespaces": {ns: {"hits", "misses", "errors"}}}`` (this process's counters); it never fails the check.
+    """
     checks = {"database": _database(kernel, app), "vectors": _vectors(kernel)}
     failing = {k: v for k, v in checks.items() if v is not None}
     body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "app": app,
-                            "checks": {k: (v or "ok") for k, v in checks.items()}}
+                            "checks": {k: (v or "ok") for k, v in checks.items()}, "cache": _cache(kernel)}
     return (200 if not failing else 503), body
