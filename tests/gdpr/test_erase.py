@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+import timber_core
 from timber_core import app_context, platform_context
 from timber_core.errors import PluginError, ErasureVetoedError, IsolationError, ValidationError
 from timber_core.gdpr import erase_user
 from timber_core.vectors.factory import open_store
 from timber_core.vectors.store import VectorStore
 
-from .conftest import Person, all_points, all_rows, found, of
+from .conftest import Person, all_points, all_rows, found, of, seed, start
 
 ROWS_OF_ALICE = {"canopy": {"deleted": 7, "anonymized": 0}, "grove": {"deleted": 3, "anonymized": 0},
                  "portfolio": {"deleted": 2, "anonymized": 0}, "timber": {"deleted": 2, "anonymized": 0}}
@@ -154,20 +157,63 @@ def test_erasing_again_changes_nothing_and_says_so(kernel: Any, alice_and_bob: t
     assert {t: r for t, r in all_rows(kernel).items() if t != "timber_gdpr_audit"} == rows_before
 
 
-def test_erase_calls_the_cache_to_forget_the_user_when_the_kernel_has_one(
-        kernel: Any, alice_and_bob: tuple[Person, Person]) -> None:
-    alice, _bob = alice_and_bob
+@pytest.fixture
+def redis_kernel(gdpr_env: None, database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    """A kernel whose cache is the machine's Redis, under a key prefix of this test only."""
+    from tests.cache.conftest import REDIS_URL, _drop_prefix, require_redis
 
-    class Cache:  # the shared cache is another branch's; this records the one call erase_user makes
-        forgotten: list[str] = []
+    require_redis()
+    prefix = f"timber_gdpr_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("TIMBER_CACHE_PREFIX", prefix)
+    try:
+        yield start(database), prefix
+    finally:
+        timber_core.shutdown()
+        _drop_prefix(REDIS_URL, prefix)
 
-        def forget_user(self, user_id: str) -> None:
-            self.forgotten.append(user_id)
 
-    kernel.cache = Cache()
+def _cached_texts(prefix: str) -> list[bytes]:
+    """Every key under ``prefix`` in the test Redis, and every value it holds (strings and hash fields)."""
+    import redis
+
+    from tests.cache.conftest import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        out: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            out.append(key)
+            kind = client.type(key)
+            if kind == b"string":
+                out.append(client.get(key) or b"")
+            elif kind == b"hash":
+                out.extend(part for pair in client.hgetall(key).items() for part in pair)
+        return out
+    finally:
+        client.close()
+
+
+def test_erase_leaves_no_cache_entry_of_the_user_and_keeps_the_other_users(
+        redis_kernel: tuple[Any, str]) -> None:
+    from timber_core.services.persistence import notification_service, session_service, user_service
+
+    kernel, prefix = redis_kernel
+    alice, bob = seed(kernel, "alice"), seed(kernel, "bob")
+    for person in (alice, bob):  # every cached read of the user, from both apps
+        for app in ("canopy", "grove"):
+            with app_context(app):
+                user_service.get_user(person.id)
+                session_service.get_user_sessions(person.id)
+                notification_service.get_user_notifications(person.id)
+                notification_service.unread_count(person.id)
+    texts = _cached_texts(prefix)
+    assert [n for n in alice.needles if any(n.encode() in t for t in texts)] == list(alice.needles)
     with platform_context():
         erase_user(alice.id)
-    assert Cache.forgotten == [alice.id]
+    texts = _cached_texts(prefix)
+    assert [n for n in alice.needles if any(n.encode() in t for t in texts)] == []
+    assert [n for n in (bob.id, bob.marker) if any(n.encode() in t for t in texts)] == [bob.id, bob.marker]
 
 
 def test_erase_in_an_app_context_is_refused(kernel: Any, alice_and_bob: tuple[Person, Person]) -> None:

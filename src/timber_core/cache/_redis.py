@@ -1,6 +1,6 @@
 """The Redis backend (redis-py): hashes of bytes, conditional fills, and what to do when Redis is down.
 
-Layout under the prefix ``P``: ``P:u:<user>:<namespace>:<family>`` is a hash (field: the
+Layout under the prefix ``P``: ``P:u:<user>:<namespace>:<family>`` (``<user>``: a digest of the id) is a hash (field: the
 variant, value: the bytes) with the entry's TTL; ``...:g`` beside it counts the key's
 invalidations, so that a fill started before an invalidation does not store what it read
 (the fill is a script that compares the count); ``P:u:<user>:!`` marks a user just forgotten;
