@@ -151,7 +151,9 @@ class TimberConfig:
     DATABASE_URL = Setting("DATABASE_URL", text, None, "SQLAlchemy URL; unset: embedded SQLite under TIMBER_HOME")
     REDIS_URL = Setting("REDIS_URL", text, None, "Redis for the shared cache; unset: in-process cache")
     QDRANT_URL = Setting("QDRANT_URL", text, None, "Qdrant server; unset: embedded vector store under TIMBER_HOME")
-    ENABLE_CACHE = Setting("TIMBER_CACHE", boolean, True, "false: every read goes to the database")
+    ENABLE_CACHE = Setting("TIMBER_CACHE", boolean, None,
+                           "false: every read goes to the database; unset: on with Redis or SQLite, off on PostgreSQL "
+                           "without REDIS_URL (an in-process cache is not shared between machines)")
     CACHE_TTL = Setting("TIMBER_CACHE_TTL", positive_int, 300, "seconds a cache entry lives at most")
     CACHE_MAX_ENTRIES = Setting("TIMBER_CACHE_MAX_ENTRIES", positive_int, 10_000,
                                 "keys the in-process cache holds per process (least recently used dropped)")

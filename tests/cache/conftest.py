@@ -63,6 +63,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             _drop_prefix(REDIS_URL, prefix)
     else:
         monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setenv("TIMBER_CACHE", "true")  # on PostgreSQL too (off there by default without Redis)
         TimberConfig.clear_cache()
         yield "memory"
 

@@ -170,3 +170,25 @@ def test_with_redis_a_miss_waits_for_the_process_holding_the_load_lock(backend: 
     threading.Timer(0.2, lambda: client.hset(key, "", dumps("theirs"))).start()
     load = Loads("ours")
     assert (cache.get_or_set("total", load, user_id=alice), load.calls) == ("theirs", 0)
+
+
+def test_by_default_the_cache_is_on_with_sqlite_and_off_on_postgresql_without_redis(
+        timber_kernel_factory: Any, timber_database_url: str, monkeypatch: Any) -> None:
+    from timber_core.config import TimberConfig
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("TIMBER_CACHE", raising=False)
+    TimberConfig.clear_cache()
+    kernel = timber_kernel_factory("canopy")
+    assert (kernel.db.dialect, kernel.cache.enabled) in {("sqlite", True), ("postgresql", False)}
+    assert kernel.cache.enabled is (kernel.db.dialect == "sqlite")
+
+
+def test_timber_cache_true_turns_the_in_process_cache_on_with_postgresql(
+        timber_kernel_factory: Any, monkeypatch: Any) -> None:
+    from timber_core.config import TimberConfig
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("TIMBER_CACHE", "true")
+    TimberConfig.clear_cache()
+    assert timber_kernel_factory("canopy").cache.enabled is True

@@ -34,7 +34,9 @@ def register(cli: click.Group) -> None:
             where = cache.where()
             if not cache.enabled:
                 shared = None
-                note = "the cache is off (TIMBER_CACHE=false): every read goes to the database"
+                why = ("TIMBER_CACHE=false" if kernel.config.ENABLE_CACHE is False
+                       else "a server database without REDIS_URL: set REDIS_URL, or TIMBER_CACHE=true on one machine")
+                note = f"the cache is off ({why}): every read goes to the database"
             elif cache.backend_name == "redis":
                 from ._redis import CacheUnavailable
 

@@ -21,9 +21,8 @@ Consistency rules, each kept by a test:
 
 from __future__ import annotations
 
-import hashlib
-
 import functools
+import hashlib
 import inspect
 import logging
 import os
@@ -62,6 +61,19 @@ def _user_part(user_id: str | None) -> str:
     return "-" if user_id is None else hashlib.blake2b(user_id.encode(), digest_size=12).hexdigest()
 
 
+def _enabled(config: TimberConfig, db: DatabaseManager | None) -> bool:
+    """``TIMBER_CACHE`` when set; else on with Redis or the embedded SQLite, off on a server database.
+
+    Without Redis the processes of one machine share invalidations through a stamp file in
+    ``TIMBER_HOME``; processes of a server database may run on several machines, which would
+    read each other's stale entries until the TTL: there the cache waits for ``REDIS_URL``
+    (or ``TIMBER_CACHE=true``, for one machine).
+    """
+    if config.ENABLE_CACHE is not None:
+        return bool(config.ENABLE_CACHE)
+    return bool(config.REDIS_URL) or db is None or db.dialect == "sqlite"
+
+
 class Cache:
     """The cache of one kernel: ``get_or_set``, ``invalidate``, ``forget_user``, ``stats``.
 
@@ -90,7 +102,7 @@ class Cache:
         else:
             # The stamp file (and TIMBER_HOME) is made on the first invalidation, not at start-up.
             backend = MemoryBackend(config.CACHE_MAX_ENTRIES, os.path.join(config.TIMBER_HOME, "cache.stamp"))
-        return cls(backend, ttl=config.CACHE_TTL, prefix=config.CACHE_PREFIX, db=db, enabled=config.ENABLE_CACHE)
+        return cls(backend, ttl=config.CACHE_TTL, prefix=config.CACHE_PREFIX, db=db, enabled=_enabled(config, db))
 
     # -- the public API (the calling app's namespace)
     def get_or_set(self, key: str, loader: Callable[[], Any], ttl: float | None = None, *,
