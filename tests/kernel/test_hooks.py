@@ -20,7 +20,7 @@ import timber_core
 from timber_core import hookimpl, hookspecs
 from timber_core.errors import PluginError
 from timber_core.kernel import Kernel
-from timber_core.plugins import discover, new_manager, register_app_commands
+from timber_core.plugins import discover, new_manager, register_app_commands, web_routes
 from timber_core.policies import own_rows
 from timber_core.schema import load_schema
 from timber_kernel_testing import PLUGIN_FIXTURES
@@ -61,9 +61,10 @@ def starter(install_fixture: Callable[[str], Path]) -> Iterator[ModuleType]:
 
 
 def _every_hook_called(tmp_path: Path) -> Kernel:
-    """Initialize (every hook but the commands' is called) and register the apps' commands."""
+    """Initialize (every hook but the commands' and the web routes' is called), register the apps' commands, ask the web routes."""
     kernel = _init(tmp_path)
     assert register_app_commands(kernel.apps, kernel.plugin_manager, click.Group("timber")) == []
+    web_routes(kernel.apps, kernel.plugin_manager, "wrapped")
     return kernel
 
 
@@ -93,6 +94,7 @@ def _wrapped_answer(kernel: Kernel, hook: str) -> Any:
         "timber_rls_policies": lambda: app.rls_policies,
         "timber_services": lambda: (sorted(app.service_factories), kernel.services["wrapped_by_wrapper"]),
         "timber_migrations_dir": lambda: app.migrations_dir,
+        "timber_web_app": lambda: web_routes(kernel.apps, kernel.plugin_manager, "wrapped"),
     }[hook]()
 
 
@@ -104,6 +106,7 @@ def _expected_answer(kernel: Kernel, hook: str) -> Any:
         "timber_rls_policies": [own_rows("wrapped_own_sessions")],
         "timber_services": (["wrapped_by_wrapper", "wrapped_plain"], ("wrapped-service", kernel)),
         "timber_migrations_dir": None,
+        "timber_web_app": ("wrapped", "plain-routes"),
     }[hook]
 
 
