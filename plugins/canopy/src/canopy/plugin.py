@@ -51,3 +51,10 @@ def timber_register_commands(cli: click.Group) -> None:
     from .commands import register  # click only; the database is reached inside each command
 
     register(cli)
+
+
+@hookimpl
+def timber_web_app() -> object:
+    from .web import make_router  # FastAPI only when a web server is built
+
+    return make_router()
