@@ -37,6 +37,7 @@ from .apps import (
     parse_app_list,
 )
 from .context import PLATFORM
+from .errors import PluginError
 
 __all__ = [
     "ENTRY_POINT_GROUP", "DirectApp", "bind_services", "call_hook", "discover", "new_manager",
