@@ -51,8 +51,13 @@ class SessionIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-def current_user_id() -> str:
-    """Dependency: the request's user (from its bearer token); 401 when the request has none."""
+async def current_user_id() -> str:
+    """Dependency: the request's user (from its bearer token); 401 when the request has none.
+
+    ``async`` on purpose: it only reads the context the middleware set in the request's task,
+    and FastAPI would run a plain ``def`` dependency in a worker thread, a second thread hop
+    per request beside the handler's (docs/performance.md, "Web").
+    """
     user = current_user()
     if user is None:
         raise AuthenticationError("this endpoint needs a user: send 'Authorization: Bearer <access token>' "
