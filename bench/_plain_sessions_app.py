@@ -2,7 +2,8 @@
 
 A FastAPI app that verifies the same bearer token (PyJWT, HS256, the first key of
 ``TIMBER_SECRET_KEYS``) and reads the user's Canopy sessions with one plain SQLAlchemy Core
-query on ``DATABASE_URL``: no app or user context, no isolation, no services.
+query on ``DATABASE_URL``: no app or user context, no isolation, no services. It answers the
+same fields as Timber's ``GET /sessions``.
 """
 
 from __future__ import annotations
@@ -33,5 +34,9 @@ def list_sessions(authorization: str = Header(default="")) -> dict[str, Any]:
             .order_by(_sessions.c.created_at.desc()))
     with _engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    return {"sessions": [{"id": r.id, "session_type": r.session_type, "status": r.status,
-                          "app_name": r.app_name} for r in rows]}
+    # The same answer as the kernel's GET /sessions (timber_core.web.routes), so both servers do
+    # the same encoding work and the ratio is Timber's overhead alone.
+    return {"sessions": [{"id": r.id, "session_type": r.session_type, "app_name": r.app_name, "status": r.status,
+                          "metadata": r._mapping["metadata"],
+                          "created_at": r.created_at.isoformat() if r.created_at else None,
+                          "ended_at": r.ended_at.isoformat() if r.ended_at else None} for r in rows]}

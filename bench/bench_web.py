@@ -9,7 +9,9 @@ Two uvicorn servers on loopback ports, one worker each, on the same database:
 
 One user with 20 Canopy sessions; ``--concurrency`` clients issue ``--requests`` requests to one
 server, then to the other, for ``--rounds`` interleaved rounds. Prints requests/s (median of the
-rounds) and p50/p99 latency of each, and the ratio (target: Timber >= 0.8x the baseline).
+rounds) and p50/p99 latency of each, the server process's CPU time per request (user + system,
+from /proc: steadier than wall time on a shared machine), and the ratios (target: Timber >= 0.8x
+the baseline's throughput).
 
     python bench/bench_web.py [--requests 1000] [--rounds 3] [--concurrency 8] [--database-url URL]
 
@@ -62,6 +64,12 @@ def _scratch(server: str) -> tuple[str, object]:
         admin.dispose()
 
     return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(cmd: list[str], env: dict[str, str], url: str, health: str) -> subprocess.Popen[bytes]:
@@ -122,11 +130,15 @@ def main() -> None:
         procs.append(_start([sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--port", str(p_port),
                              "--log-level", "warning", "_plain_sessions_app:app"], env, p_url, "/sessions"))
         results: dict[str, tuple[list[float], list[float]]] = {"timber": ([], []), "plain": ([], [])}
+        cpu: dict[str, list[float]] = {"timber": [], "plain": []}
+        pids = {"timber": procs[0].pid, "plain": procs[1].pid}
         asyncio.run(_round(t_url, token, 100, args.concurrency))  # warm both
         asyncio.run(_round(p_url, token, 100, args.concurrency))
         for _ in range(args.rounds):
             for name, target in (("timber", t_url), ("plain", p_url)):  # interleaved: drift hits both
+                before = _cpu_seconds(pids[name])
                 rps, lat = asyncio.run(_round(target, token, args.requests, args.concurrency))
+                cpu[name].append((_cpu_seconds(pids[name]) - before) / args.requests)
                 results[name][0].append(rps)
                 results[name][1].extend(lat)
     finally:
@@ -142,9 +154,13 @@ def main() -> None:
         lat.sort()
         p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
         summary[name] = statistics.median(rps)
-        print(f"  {name:7s} {summary[name]:8.1f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+        per_request = statistics.median(cpu[name]) * 1000
+        print(f"  {name:7s} {summary[name]:8.1f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
+              f"server CPU {per_request:5.2f} ms/request")
     ratio = summary["timber"] / summary["plain"]
     print(f"  timber / plain throughput: {ratio:.2f}x (target >= 0.8x: {'met' if ratio >= 0.8 else 'MISSED'})")
+    cpu_ratio = statistics.median(cpu["plain"]) / statistics.median(cpu["timber"])
+    print(f"  plain / timber server CPU per request: {cpu_ratio:.2f}x (the throughput ratio if CPU-bound)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import click
 
 from ._cli_support import TimberGroup, command_kernel, report, request_traceback, table
 from .apps import BROKEN, CONFLICT, KERNEL_APP, OK, AppRegistry
+from .context import PLATFORM
 
 __all__ = ["cli", "main", "app_kernel"]
 
@@ -396,16 +397,21 @@ def new_app_cmd(name: str, parent: str | None, session_type: str | None) -> None
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
 @click.option("--reload", is_flag=True, help="Restart on code changes (development; one process).")
 def serve_cmd(app: str, host: str, port: int, workers: int, reload: bool) -> None:
-    """Run APP's web server (uvicorn): the kernel's endpoints (docs/web.md) in APP's context."""
+    """Run APP's web server (uvicorn): the kernel's endpoints and APP's own routes (docs/web.md).
+
+    APP "platform" serves the cross-app endpoints in the platform context (on PostgreSQL the
+    login must be granted timber_platform).
+    """
     from ._cli_support import CommandError
 
     if reload and workers > 1:
         raise click.UsageError("--reload runs one process: leave out --workers")
     registry = _apps()
     installed = sorted(a.name for a in registry.loaded() if a.name != KERNEL_APP)
-    if app not in installed:
-        raise CommandError(f"no app named {app!r} is installed and loaded (installed: {', '.join(installed) or 'none'}); "
-                           f"install its distribution, or see `timber apps list`")
+    if app not in installed and app != PLATFORM:
+        raise CommandError(f"no app named {app!r} is installed and loaded (installed: {', '.join(installed) or 'none'}; "
+                           f"or {PLATFORM!r} for the cross-app server); install its distribution, or see "
+                           f"`timber apps list`")
     try:
         from .web.serve import serve
     except ModuleNotFoundError as exc:

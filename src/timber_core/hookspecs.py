@@ -97,6 +97,21 @@ def timber_register_commands(cli: click.Group) -> None:
 
 
 @hookspec
+def timber_web_app() -> Any:
+    """Return the app's own web routes: a FastAPI ``APIRouter`` (recommended), or any ASGI app.
+
+    Called by :func:`timber_core.web.create_app` (and so by ``timber serve APP``) when it
+    builds the app's server, before the kernel is initialized: build routes here, reach the
+    kernel and the services inside the handlers. A router is included beside the kernel's
+    endpoints (``/auth/*``, ``/sessions``, ``/notifications``, ``/health``), under the same
+    middleware and error shapes, and its routes appear in the server's OpenAPI schema; an
+    ASGI app is mounted at ``/`` behind the kernel's endpoints (they answer first) and also
+    runs inside the middleware's app and user contexts. Import FastAPI inside this hook, not
+    at module level (the plugin module stays cheap to import). Return None for no routes.
+    """
+
+
+@hookspec
 def timber_startup(kernel: Kernel) -> None:
     """Set the app up once the kernel is ready; the return value is ignored.
 

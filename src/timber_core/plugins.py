@@ -37,10 +37,11 @@ from .apps import (
     parse_app_list,
 )
 from .context import PLATFORM
+from .errors import PluginError
 
 __all__ = [
     "ENTRY_POINT_GROUP", "DirectApp", "bind_services", "call_hook", "discover", "new_manager",
-    "register_app_commands", "start_app",
+    "register_app_commands", "start_app", "web_routes",
 ]
 
 ENTRY_POINT_GROUP = "timber.apps"
@@ -379,6 +380,20 @@ def register_app_commands(registry: AppRegistry, pm: pluggy.PluginManager, cli: 
             warnings.append(f"app {app.name!r} ({app.distribution}) failed to register its commands: "
                             f"{type(exc).__name__}: {exc}")
     return warnings
+
+
+def web_routes(registry: AppRegistry, pm: pluggy.PluginManager, app_name: str) -> Any:
+    """Return loaded app ``app_name``'s answer to ``timber_web_app()`` (None: no routes of its own).
+
+    Raise NotFoundError / PluginError for an app that is unknown or left out, and PluginError,
+    naming the app and the fix, when its hook raises: a server must not start without its routes.
+    """
+    app = registry.require_loaded(app_name)
+    try:
+        return call_hook(pm, app, registry, "timber_web_app")
+    except Exception as exc:
+        raise PluginError(f"app {app_name!r} ({app.distribution}): timber_web_app() raised "
+                          f"{type(exc).__name__}: {exc}; fix the plugin's web routes") from exc
 
 
 #: What :meth:`AppRegistry.leave_out` takes for one app: ``(status, error, problems)``.

@@ -445,8 +445,8 @@ def test_each_kernel_command_module_adds_exactly_the_commands_cli_loads_it_for(m
 def test_serve_refuses_an_app_that_is_not_installed_in_process(timber: Invoke) -> None:
     result = timber("serve", "ghost")
     assert (result.exit_code, result.stderr) == (1, (
-        "Error: no app named 'ghost' is installed and loaded (installed: canopy, grove); install its distribution, "
-        "or see `timber apps list`\n"))
+        "Error: no app named 'ghost' is installed and loaded (installed: canopy, grove; or 'platform' for the "
+        "cross-app server); install its distribution, or see `timber apps list`\n"))
 
 
 def test_serve_refuses_reload_with_several_workers(timber: Invoke) -> None:

@@ -20,7 +20,7 @@ import timber_core
 from timber_core import hookimpl, hookspecs
 from timber_core.errors import PluginError
 from timber_core.kernel import Kernel
-from timber_core.plugins import discover, new_manager, register_app_commands
+from timber_core.plugins import discover, new_manager, register_app_commands, web_routes
 from timber_core.policies import own_rows
 from timber_core.schema import load_schema
 from timber_kernel_testing import PLUGIN_FIXTURES
@@ -61,10 +61,12 @@ def starter(install_fixture: Callable[[str], Path]) -> Iterator[ModuleType]:
 
 
 def _every_hook_called(tmp_path: Path) -> Kernel:
-    """Initialize (every hook but the commands' and GDPR's is called), register the apps' commands, ask GDPR's."""
+    """Initialize (every hook but the commands', GDPR's and the web routes' is called), register the apps'
+    commands, ask GDPR's and the web routes."""
     kernel = _init(tmp_path)
     assert register_app_commands(kernel.apps, kernel.plugin_manager, click.Group("timber")) == []
     _gdpr_answers(kernel)
+    web_routes(kernel.apps, kernel.plugin_manager, "wrapped")
     return kernel
 
 
@@ -104,6 +106,7 @@ def _wrapped_answer(kernel: Kernel, hook: str) -> Any:
         "timber_migrations_dir": lambda: app.migrations_dir,
         "timber_gdpr_export": lambda: _gdpr_answers(kernel)[hook]["wrapped"],
         "timber_gdpr_veto": lambda: _gdpr_answers(kernel)[hook]["wrapped"],
+        "timber_web_app": lambda: web_routes(kernel.apps, kernel.plugin_manager, "wrapped"),
     }[hook]()
 
 
@@ -117,6 +120,7 @@ def _expected_answer(kernel: Kernel, hook: str) -> Any:
         "timber_migrations_dir": None,
         "timber_gdpr_export": {"user": "u1", "wrapped": True},
         "timber_gdpr_veto": "plain refuses delete, wrapped",
+        "timber_web_app": ("wrapped", "plain-routes"),
     }[hook]
 
 

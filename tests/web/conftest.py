@@ -30,7 +30,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class Apps:
-    """The two apps of one test, each reachable through ``client(app)``."""
+    """The two apps (and the platform's server) of one test, each reachable through ``client(app)``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -39,7 +39,7 @@ class Apps:
     def start(self) -> None:
         """Build the kernel (reading the environment) and both apps, as a server process starting."""
         self.kernel = timber_core.initialize_timber(app_name=None, database_url=self.url, create_tables=True)
-        self.asgi = {name: create_app(name, initialize=False) for name in ("canopy", "grove")}
+        self.asgi = {name: create_app(name, initialize=False) for name in ("canopy", "grove", "platform")}
 
     def restart(self) -> None:
         """Stop and start again on the same database, as after a configuration change."""

@@ -111,5 +111,5 @@ def test_serve_refuses_an_app_that_is_not_installed(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'timber'; from timber_core.cli import main; "
                            "main()", "serve", "ghost"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == ("Error: no app named 'ghost' is installed and loaded (installed: canopy, grove); install "
-                           "its distribution, or see `timber apps list`\n")
+    assert done.stderr == ("Error: no app named 'ghost' is installed and loaded (installed: canopy, grove; or "
+                           "'platform' for the cross-app server); install its distribution, or see `timber apps list`\n")

@@ -2,6 +2,8 @@
 
     app = TimberMiddleware(app, "canopy")      # or app.add_middleware(TimberMiddleware, app_name="canopy")
 
+``app_name="platform"`` runs each request in ``platform_context()`` instead (the platform's server).
+
 For each HTTP request the downstream app runs inside ``app_context(app_name)`` and, when the
 request carries ``Authorization: Bearer <token>`` with a valid token, inside
 ``user_context(<the token's user>)``, so every query, service call and search in the handler is
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from ..auth import KernelKeys, verify_token
-from ..context import app_context, user_context
+from ..context import PLATFORM, app_context, platform_context, user_context
 from ..errors import AuthenticationError
 from .errors import error_for
 
@@ -67,7 +69,8 @@ class TimberMiddleware:
         try:
             token = bearer_token(scope)
             user = verify_token(self.keys(), token) if token is not None else None
-            with app_context(self.app_name), user_context(user):
+            scope_cm = platform_context() if self.app_name == PLATFORM else app_context(self.app_name)
+            with scope_cm, user_context(user):
                 await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 -- every error is answered in one shape, none re-raised
             if started:  # the response is under way: nothing can be answered any more

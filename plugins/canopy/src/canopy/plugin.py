@@ -65,3 +65,10 @@ def timber_gdpr_veto(kernel: object, user_id: str, mode: str) -> str | None:
         return None
     return (f"{n} filled order{'s' if n != 1 else ''} must be retained (legal retention of trade records); "
             f"erase with mode anonymize, which keeps them without the user's data")
+
+
+@hookimpl
+def timber_web_app() -> object:
+    from .web import make_router  # FastAPI only when a web server is built
+
+    return make_router()

@@ -40,3 +40,10 @@ def timber_services(kernel: object) -> dict[str, str]:
 @hookimpl
 def timber_migrations_dir() -> str:
     return os.path.join(_HERE, "migrations", "versions")
+
+
+@hookimpl
+def timber_web_app() -> object:
+    from .web import make_router  # FastAPI only when a web server is built
+
+    return make_router()

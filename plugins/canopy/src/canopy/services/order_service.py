@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from timber_core.errors import ValidationError
+from timber_core.errors import NotFoundError, ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
 
@@ -34,7 +34,11 @@ class OrderService(BaseService):
 
     def create_order(self, user_id: str, symbol: str, order_type: str, quantity: int, price: float | Decimal | None,
                      session_id: str | None = None, notes: str | None = None) -> str:
-        """Create a pending order and return its id."""
+        """Create a pending order and return its id.
+
+        Raise ValidationError for a bad symbol, type, quantity or price, and NotFoundError for a
+        ``session_id`` that is not one of the user's trading sessions.
+        """
         if not isinstance(symbol, str) or not symbol.isalnum() or not 1 <= len(symbol) <= 10:
             raise ValidationError(f"create_order: symbol={symbol!r} must be 1-10 letters or digits, e.g. 'AAPL'")
         if order_type not in ORDER_TYPES:
@@ -51,6 +55,10 @@ class OrderService(BaseService):
         Order = self.get_model("Order")
         self.check_user(user_id, "create_order")
         with self.db.session_scope() as session:
+            if session_id is not None and session.query(self.get_model("TradingSession")).filter_by(
+                    id=session_id, user_id=user_id).first() is None:
+                raise NotFoundError(f"create_order: no trading session {session_id!r} of this user; start one with "
+                                    f"start_trading_session() (POST /trading-sessions)")
             order = Order(user_id=user_id, session_id=session_id, symbol=symbol.upper(), order_type=order_type,
                           quantity=quantity, price=price, status="pending", notes=notes)
             session.add(order)

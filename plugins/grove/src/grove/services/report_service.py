@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from timber_core.errors import ValidationError
+from timber_core.errors import NotFoundError, ValidationError
 from timber_core.services.base import BaseService
 from timber_core.services.persistence import notification_service, session_service, tracker_service
 
@@ -30,8 +30,31 @@ class ReportService(BaseService):
                                         {"session_id": session_id, "symbol": symbol})
         return session_id
 
+    def get_user_research(self, user_id: str) -> list[Any]:
+        """Return the user's research sessions (Grove's records, notes included), newest first."""
+        ResearchSession = self.get_model("ResearchSession")
+        self.check_user(user_id, "get_user_research")
+        with self.db.session_scope() as session:
+            return (session.query(ResearchSession).filter_by(user_id=user_id)
+                    .order_by(ResearchSession.created_at.desc(), ResearchSession.id).all())
+
+    def set_notes(self, session_id: str, user_id: str, notes: str) -> bool:
+        """Replace the notes of the user's research session (re-indexed for search); False if there is none."""
+        ResearchSession = self.get_model("ResearchSession")
+        self.check_user(user_id, "set_notes")
+        with self.db.session_scope() as session:
+            research = session.query(ResearchSession).filter_by(id=session_id, user_id=user_id).first()
+            if research is None:
+                return False
+            research.notes = notes
+        return True
+
     def create_report(self, user_id: str, session_id: str | None, title: str, content: str) -> str:
-        """Create an unpublished report and return its id."""
+        """Create an unpublished report and return its id.
+
+        Raise ValidationError for a bad title or content, NotFoundError for a ``session_id`` that
+        is not one of the user's research sessions.
+        """
         if not isinstance(title, str) or not title.strip() or len(title) > 255:
             raise ValidationError("create_report: title must be non-empty text of at most 255 characters")
         limit = GroveConfig.load().MAX_REPORT_LENGTH
@@ -41,6 +64,10 @@ class ReportService(BaseService):
         Report = self.get_model("ResearchReport")
         self.check_user(user_id, "create_report")
         with self.db.session_scope() as session:
+            if session_id is not None and session.query(self.get_model("ResearchSession")).filter_by(
+                    id=session_id, user_id=user_id).first() is None:
+                raise NotFoundError(f"create_report: no research session {session_id!r} of this user; start one with "
+                                    f"start_research() (POST /research)")
             report = Report(user_id=user_id, session_id=session_id, title=title, content=content, is_published=False)
             session.add(report)
             session.flush()
