@@ -156,9 +156,8 @@ def test_with_the_cache_off_every_read_loads(backend: str, timber_kernel_factory
     assert (load.calls, kernel.cache.stats()) == (2, {})
 
 
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)  # the load lock is Redis's: one process in-process
 def test_with_redis_a_miss_waits_for_the_process_holding_the_load_lock(backend: str, kernel: Any, alice: str) -> None:
-    if backend != "redis":
-        pytest.skip("the load lock is Redis's: the in-process backend has one process")
     import redis
 
     from timber_core.cache._codec import dumps
