@@ -86,12 +86,15 @@ class _SharedService(BaseService):
         return self.kernel.models[self.model].__table__  # type: ignore[no-any-return]
 
     @contextmanager
-    def _tx(self, user_id: str | None) -> Iterator[Connection]:
+    def _tx(self, user_id: str | None, one_statement: bool = False) -> Iterator[Connection]:
         # The user is published for the database's row-level security (PostgreSQL); without
         # one, the caller's user_context() stands. Inside a session_scope() the connection is
         # the scope's (same app and user, else IsolationError) and commits with it.
-        with user_context(user_id if user_id is not None else current_user()), self.db.connection() as conn:
-            yield conn
+        # one_statement: the block runs exactly one statement, sent with the context in one
+        # round trip on PostgreSQL (DatabaseManager.one_statement).
+        with user_context(user_id if user_id is not None else current_user()):
+            with (self.db.one_statement() if one_statement else self.db.connection()) as conn:
+                yield conn
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> list[str]:
         """Insert checked rows in one transaction, one multi-row insert per user; return their ids.
@@ -235,7 +238,7 @@ class SessionService(_SharedService):
         message names the owner), ValidationError for malformed arguments.
         """
         row = self._row(user_id, session_type, metadata, "create_session", _now())
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
         return str(row["id"])
 
@@ -271,7 +274,7 @@ class SessionService(_SharedService):
         user_id = _optional_user(user_id, "get_session")
         table = self._table()
         stmt = select(table).where(*self._visible_by_id(table, session_id, user_id))
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             return conn.execute(stmt).first()
 
     def get_user_sessions(self, user_id: str, session_type: str | None = None, limit: int | None = None) -> list[Row[Any]]:
@@ -293,8 +296,8 @@ class SessionService(_SharedService):
         params: dict[str, Any] = {"user_id": user_id}
         if limit is not None:
             params["limit"] = limit
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt, params))
+        with self._tx(user_id, one_statement=True) as conn:
+            return conn.execute(stmt, params).all()  # one fetchall, not a fetchone per row
 
     def _user_sessions_stmt(self, types: tuple[str, ...] | None, limited: bool) -> Any:
         """Build (once per kernel and shape) the user-sessions query; values are bound at execution."""
@@ -332,8 +335,8 @@ class SessionService(_SharedService):
         types = sorted(self.kernel.apps.session_types_of(app_name))
         stmt = (select(table).where(table.c.user_id == user_id, table.c.session_type.in_(types))
                 .order_by(table.c.created_at.desc(), table.c.id))
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt))
+        with self._tx(user_id, one_statement=True) as conn:
+            return conn.execute(stmt).all()
 
     def _change(self, call: str, session_id: str, user_id: str | None, values: dict[str, Any]) -> bool:
         check_id(session_id, "session_id", call)
@@ -398,7 +401,7 @@ class NotificationService(_SharedService):
         row = {"id": _new_id(), "user_id": user_id, "app_name": app, "notification_type": notification_type,
                "title": title, "message": message, "data": payload, "is_read": False,
                "created_at": _now(), "updated_at": _now()}
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
         return str(row["id"])
 
@@ -416,15 +419,15 @@ class NotificationService(_SharedService):
         if app_name is not None:
             stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", call))
         stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt))
+        with self._tx(user_id, one_statement=True) as conn:
+            return conn.execute(stmt).all()
 
     def mark_read(self, notification_id: str, user_id: str) -> bool:
         """Mark one of ``user_id``'s notifications read; return False if there is none such."""
         check_id(notification_id, "notification_id", "mark_read")
         _check_user(user_id, "mark_read")
         t = self._table()
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             result = conn.execute(update(t).where(t.c.id == notification_id, t.c.user_id == user_id)
                                   .values(is_read=True, read_at=_now(), updated_at=_now()))
             return result.rowcount == 1
@@ -436,7 +439,7 @@ class NotificationService(_SharedService):
         stmt = update(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
             stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", "mark_all_read"))
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             return int(conn.execute(stmt.values(is_read=True, read_at=_now(), updated_at=_now())).rowcount)
 
     def unread_count(self, user_id: str, app_name: str | None = None) -> int:
@@ -446,7 +449,7 @@ class NotificationService(_SharedService):
         stmt = select(func.count()).select_from(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
             stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", "unread_count"))
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             return int(conn.execute(stmt).scalar_one())
 
 
@@ -467,7 +470,7 @@ class TrackerService(_SharedService):
     def track_event(self, user_id: str, event_type: str, event_data: Mapping[str, Any] | None = None) -> str:
         """Record an event of the calling app for ``user_id``; return its id."""
         row = self._event_row(user_id, event_type, event_data, "track_event", _now())
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
         return str(row["id"])
 
@@ -496,8 +499,8 @@ class TrackerService(_SharedService):
             stmt = stmt.where(t.c.app_name == app)
         if event_type is not None:
             stmt = stmt.where(t.c.event_type == check_name(event_type, "event_type", call, max_len=100))
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)))
+        with self._tx(user_id, one_statement=True) as conn:
+            return conn.execute(stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)).all()
 
     def get_user_activity_summary(self, user_id: str) -> dict[str, Any]:
         """Count ``user_id``'s sessions per app and type, and events per app (platform context only).
