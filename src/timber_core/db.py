@@ -61,6 +61,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
+import itertools
 import logging
 import os
 import re
@@ -291,6 +293,9 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
     :meth:`DatabaseManager.one_statement` (autocommit), the context armed by its ``begin`` and the
     statement go as one simple query, ``RESET ALL; SELECT set_config(...); <statement>``, which
     PostgreSQL runs as one implicit transaction; the cursor is left on the statement's result.
+    A compiled Core statement is prepared on the connection the first time (``PREPARE`` in the
+    same message) and run with ``EXECUTE name(<values>)`` after: under row-level security,
+    planning the statement anew costs more than the round trips saved.
     Raise TimberError for a second statement (it would run without any context) and for
     ``executemany``, ConfigurationError when the login may not switch to the context's role.
     """
@@ -307,21 +312,86 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
     import psycopg
 
     driver = cursor.connection
-    binder = conn.info.get(_BINDER)
+    info = conn.info
+    binder = info.get(_BINDER)
     if binder is None or binder.connection is not driver:
-        binder = conn.info[_BINDER] = psycopg.ClientCursor(driver)
-    query = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; " + binder.mogrify(statement, parameters)
-    try:
-        # prepare=False: each query is unique (its values are in it); counting it for automatic
-        # preparation would only push the engine's real prepared statements out of psycopg's cache.
-        cursor.execute(query, prepare=False)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        if str(exc).strip() == f'permission denied to set role "{values[0]}"':
-            raise _role_refused(conn, values[1], values[0], exc) from None
-        raise
-    while cursor.nextset():  # RESET ALL, the set_config row, then the statement's result
+        binder = info[_BINDER] = psycopg.ClientCursor(driver)
+        info[_PREPARED] = {}
+    prepared: dict[str, str] = info[_PREPARED]
+    head = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
+    compiled = getattr(context, "compiled", None)
+    # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
+    form = None if compiled is None or context.isddl or _is_text(compiled.statement) else _numbered(statement)
+    for attempt in (1, 2):
+        if form is None or (form[0] not in prepared and len(prepared) >= _MAX_PREPARED):
+            query = head + binder.mogrify(statement, parameters)
+            name = None
+        else:
+            sql, names = form
+            name = prepared.get(sql)
+            run = "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
+            args = tuple(parameters[n] for n in names)
+            if name is None:
+                name = f"timber_ps_{next(_prepared_names)}"
+                query = head + f"PREPARE {name} AS {sql}; " + binder.mogrify(run.format(name), args)
+            else:
+                query = head + binder.mogrify(run.format(name), args)
+        try:
+            # prepare=False: each query is unique (its values are in it); counting it for automatic
+            # preparation would only push the engine's real prepared statements out of psycopg's cache.
+            cursor.execute(query, prepare=False)
+        except psycopg.errors.InvalidSqlStatementName:
+            # App code ran DEALLOCATE/DISCARD on this connection: the whole message rolled back;
+            # forget what was prepared and send it again, preparing anew.
+            prepared.clear()
+            if attempt == 2:
+                raise
+            continue
+        except psycopg.errors.InsufficientPrivilege as exc:
+            if str(exc).strip() == f'permission denied to set role "{values[0]}"':
+                raise _role_refused(conn, values[1], values[0], exc) from None
+            raise
+        break
+    if form is not None and name is not None:
+        prepared[form[0]] = name
+    while cursor.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
         pass
     return True
+
+
+#: The most statements one_statement() prepares on one connection (the services need about a dozen).
+_MAX_PREPARED = 100
+#: Keys in a pooled connection's ``info``: what one_statement() prepared there (SQL -> name).
+_PREPARED = "timber_prepared"
+_prepared_names = itertools.count(1)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _is_text(statement: Any) -> bool:
+    from sqlalchemy.sql.elements import TextClause
+
+    return isinstance(statement, TextClause)
+
+
+@functools.lru_cache(maxsize=512)
+def _numbered(statement: str) -> tuple[str, tuple[str, ...]] | None:
+    """``statement`` (pyformat) with ``$1``, ``$2``... for PREPARE, and the parameter names in order.
+
+    None when it has a placeholder this cannot number (then the statement is sent with its values).
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = _PLACEHOLDER.sub(number, statement)
+    if "%(" in _PLACEHOLDER.sub("", statement):
+        return None
+    return sql, tuple(names)
 
 
 def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:

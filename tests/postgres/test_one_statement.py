@@ -93,6 +93,26 @@ def test_a_failed_statement_leaves_the_connection_clean_for_the_next(dbs: dict[s
     assert one(db, "canopy", BOB, "SELECT current_user, current_setting('timber.user_id')") == [("timber_canopy", BOB)]
 
 
+def test_core_statements_prepared_on_the_connection_survive_app_code_deallocating_them(
+        dbs: dict[str, DatabaseManager]) -> None:
+    from sqlalchemy import column, select, table
+
+    db = dbs["canopy"]
+    db.dispose()
+    sessions = table("sessions", column("id"), column("user_id"))
+    query = select(sessions.c.id).where(sessions.c.user_id == ALICE).order_by(sessions.c.id)
+    with app_context("canopy"), user_context(ALICE):
+        with db.one_statement() as conn:
+            first = conn.execute(query).scalars().all()
+        with db.one_statement() as conn:
+            names = conn.execute(text("SELECT name FROM pg_prepared_statements WHERE name LIKE 'timber_ps_%'")).all()
+        with db.connection() as conn:
+            conn.execute(text("DEALLOCATE ALL"))
+        with db.one_statement() as conn:
+            again = conn.execute(query).scalars().all()
+    assert (first, len(names), again) == (["s-alice-paper", "s-alice-trading"], 1, first)
+
+
 def test_a_second_statement_on_a_one_statement_connection_is_refused(dbs: dict[str, DatabaseManager]) -> None:
     with app_context("canopy"), user_context(ALICE), dbs["canopy"].one_statement() as conn:
         conn.execute(text("SELECT 1"))
