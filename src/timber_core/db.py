@@ -37,7 +37,9 @@ outside a unit of work, its statement travels in the same message as the context
 runs as one implicit transaction: one round trip instead of three (context, statement,
 ``COMMIT``). The values of both are bound client-side by psycopg (``ClientCursor.mogrify``,
 literals quoted by the driver's adapters, never by string formatting of Timber's), and the
-settings end with that implicit transaction as with any other.
+settings end with that implicit transaction as with any other. A Core statement is prepared
+on the connection the first time (``PREPARE timber_ps_<n> AS ...`` in the same message) and
+sent as ``EXECUTE timber_ps_<n>(<values>)`` after.
 
 ``session_scope()`` is the unit of work, re-entrant per context (a contextvar): a
 ``session_scope()`` or ``connection()`` entered inside one, on the same database, thread,
