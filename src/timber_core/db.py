@@ -319,8 +319,14 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
     if binder is None or binder.connection is not driver:
         binder = info[_BINDER] = psycopg.ClientCursor(driver)
         info[_PREPARED] = {}
+        info[_HEADS] = {}
     prepared: dict[str, str] = info[_PREPARED]
-    head = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
+    heads: dict[tuple[str, ...], str] = info[_HEADS]
+    head = heads.get(values)
+    if head is None:  # the same app and user call again and again: bind their context once per connection
+        if len(heads) >= _MAX_HEADS:
+            heads.clear()
+        head = heads[values] = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
     compiled = getattr(context, "compiled", None)
     # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
     form = None if compiled is None or context.isddl or _is_text(compiled.statement) else _numbered(statement)
@@ -363,8 +369,11 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
 
 #: The most statements one_statement() prepares on one connection (the services need about a dozen).
 _MAX_PREPARED = 100
-#: Keys in a pooled connection's ``info``: what one_statement() prepared there (SQL -> name).
+#: Keys in a pooled connection's ``info``: what one_statement() prepared there (SQL -> name),
+#: and the context messages it bound there (context values -> text), at most _MAX_HEADS.
 _PREPARED = "timber_prepared"
+_HEADS = "timber_context_heads"
+_MAX_HEADS = 1024
 _prepared_names = itertools.count(1)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
