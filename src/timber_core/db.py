@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 from ._roles import context_role
 from .config import debug_enabled
@@ -329,7 +330,8 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
         head = heads[values] = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
     compiled = getattr(context, "compiled", None)
     # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
-    form = None if compiled is None or context.isddl or _is_text(compiled.statement) else _numbered(statement)
+    raw = compiled is None or context.isddl or isinstance(compiled.statement, TextClause)
+    form = None if raw else _numbered(statement)
     for attempt in (1, 2):
         if form is None or (form[0] not in prepared and len(prepared) >= _MAX_PREPARED):
             query = head + binder.mogrify(statement, parameters)
@@ -376,12 +378,6 @@ _HEADS = "timber_context_heads"
 _MAX_HEADS = 1024
 _prepared_names = itertools.count(1)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-
-
-def _is_text(statement: Any) -> bool:
-    from sqlalchemy.sql.elements import TextClause
-
-    return isinstance(statement, TextClause)
 
 
 @functools.lru_cache(maxsize=512)
