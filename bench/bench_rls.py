@@ -4,21 +4,27 @@
 
 Creates a scratch database, migrates it, seeds sessions, then times
 ``session_service.get_user_sessions(user)`` and ``session_service.create_session(user, "trading")``
-through the real services in two set-ups, alternating round by round in the same run:
+through the real services in set-ups alternating round by round in the same run:
 
 * **RLS on**: Timber's normal path. The login ``timber_bench_app`` (NOINHERIT, member of
-  ``timber_canopy``) opens each transaction with the one ``set_config`` statement, so it runs
-  as ``timber_canopy`` under the RESTRICTIVE type policy and Canopy's own-rows policy.
-* **context, RLS disabled** (to split the cost): Timber's normal path, with row-level security
-  disabled on ``sessions`` for the duration of that set-up: the per-transaction ``set_config``
-  is paid, the policies are not.
+  ``timber_canopy``); each call is one statement, sent in one message with the context
+  (``RESET ALL; SELECT set_config(...); <statement>``, ``DatabaseManager.one_statement()``):
+  it runs as ``timber_canopy`` under the RESTRICTIVE type policy and Canopy's own-rows policy.
+* **RLS on, 3 round trips**: the same, through ``DatabaseManager.connection()`` (the path of
+  every call before one_statement existed): ``BEGIN; RESET ALL; SELECT set_config(...)``, the
+  statement (prepared), ``COMMIT``.
+* **context, RLS disabled** (to split the cost): the RLS-on path with row-level security
+  disabled on ``sessions`` for the duration of that set-up: the context is paid, the policies are not.
 * **RLS off**: the same services on an engine that skips the per-transaction context, logged
   in as ``timber_bench_owner`` (INHERIT member of ``timber_owner``, the table owner) while
-  ``sessions`` is ``NO FORCE ROW LEVEL SECURITY``: the owner bypasses RLS, and no
-  ``set_config`` statement is sent.
+  ``sessions`` is ``NO FORCE ROW LEVEL SECURITY``: the owner bypasses RLS, no context is sent.
+  Each call is a plain transaction: ``BEGIN``, the statement (prepared), ``COMMIT``.
+* **RLS off, autocommit**: the same statement alone in autocommit (one round trip, prepared):
+  the floor of any transport.
 
 psycopg's automatic prepared statements stay on (``prepare_threshold`` 5, the default) in both.
-Prints the median time per call and the ratio of throughputs (on / off; 1.0 = free).
+Prints the median wall time per call (CPU beside it) and the ratio of throughputs
+(on / off; 1.0 = free).
 """
 
 from __future__ import annotations
@@ -53,11 +59,12 @@ def _login(conn: Any, name: str, member_of: str, inherit: bool) -> None:
 END $$"""))
 
 
-def _time(fn: Callable[[], Any], n: int) -> float:
-    start = time.perf_counter()
+def _time(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    """Call ``fn`` ``n`` times; return (wall, CPU) seconds per call."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - start) / n
+    return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,36 +101,46 @@ def main(argv: list[str] | None = None) -> int:
         kernel = timber_core.initialize_timber("canopy", database_url=base.set(database=name, username="timber_bench_app"))
         with engine.begin() as conn:  # after the startup check, which would rightly refuse this
             conn.execute(text("ALTER TABLE sessions NO FORCE ROW LEVEL SECURITY"))
-        on_engine = kernel.db.engine
+        db = kernel.db
+        on_engine, on_one = db.engine, db._one_engine
         off_engine = create_engine(base.set(database=name, username="timber_bench_owner"),
                                    pool_size=5).execution_options(**{NO_CONTEXT: True})
         with off_engine.connect() as conn:
             assert conn.execute(text("SELECT current_user")).scalar() == "timber_bench_owner"
+        setups: dict[str, tuple[Any, Any]] = {  # (engine of connection(), engine of one_statement())
+            "on": (on_engine, on_one), "on3": (on_engine, None), "ctx": (on_engine, on_one),
+            "off": (off_engine, None), "off1": (off_engine, off_engine.execution_options(isolation_level="AUTOCOMMIT")),
+        }
+
+        def use(setup: str) -> None:
+            db.engine = db._work_engine = setups[setup][0]
+            db._one_engine = setups[setup][1]
+
         user = "u7"
-        results: dict[tuple[str, str], list[float]] = {}
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         calls: dict[str, Callable[[], Any]] = {
             "get_user_sessions": lambda: session_service.get_user_sessions(user),
             "create_session": lambda: session_service.create_session("u8", "trading"),
         }
         with app_context("canopy"):
-            for engine_name, eng in (("on", on_engine), ("off", off_engine)):  # warm up: prepare statements
-                kernel.db.engine = eng
+            for setup in setups:  # warm up: prepare statements
+                use(setup)
                 for fn in calls.values():
                     _time(fn, 20)
             for _ in range(args.rounds):
-                for engine_name, eng in (("on", on_engine), ("off", off_engine), ("ctx", on_engine)):
-                    if engine_name == "ctx":  # Timber's context statement, but RLS disabled on the table
+                for setup in setups:
+                    if setup == "ctx":  # Timber's context, but RLS disabled on the table
                         with engine.begin() as conn:
                             conn.execute(text("ALTER TABLE sessions DISABLE ROW LEVEL SECURITY"))
-                    kernel.db.engine = eng
+                    use(setup)
                     for fn in calls.values():  # re-prepare after the DDL, untimed
                         _time(fn, 10)
                     for call, fn in calls.items():
-                        results.setdefault((call, engine_name), []).append(_time(fn, args.n))
-                    if engine_name == "ctx":
+                        results.setdefault((call, setup), []).append(_time(fn, args.n))
+                    if setup == "ctx":
                         with engine.begin() as conn:
                             conn.execute(text("ALTER TABLE sessions ENABLE ROW LEVEL SECURITY"))
-            kernel.db.engine = on_engine
+            use("on")
             seen = len(session_service.get_user_sessions(user))
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE sessions FORCE ROW LEVEL SECURITY"))
@@ -132,11 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         kernel.close()
         print(f"PostgreSQL {base.host}:{base.port}, {args.users} users, {args.users * 20} sessions; "
               f"{args.rounds} rounds x {args.n} calls per set-up; prepared statements on (psycopg default)")
-        print(f"{'call':<20}{'RLS on (us)':>13}{'RLS off (us)':>14}{'on/off':>8}"
-              f"{'context, RLS disabled (us)':>28}{'ctx/off':>9}")
+        names = {"on": "RLS on", "on3": "RLS on, 3 round trips", "ctx": "context, RLS disabled",
+                 "off": "RLS off", "off1": "RLS off, autocommit"}
+        print("| call | set-up | wall µs/call | CPU µs/call | throughput vs RLS off | vs RLS off, autocommit |")
+        print("|---|---|---:|---:|---:|---:|")
         for call in calls:
-            on, off, ctx = (statistics.median(results[(call, k)]) * 1e6 for k in ("on", "off", "ctx"))
-            print(f"{call:<20}{on:>13.1f}{off:>14.1f}{off / on:>8.2f}{ctx:>28.1f}{off / ctx:>9.2f}")
+            med = {k: (statistics.median(w for w, _ in results[(call, k)]) * 1e6,
+                       statistics.median(c for _, c in results[(call, k)]) * 1e6) for k in setups}
+            for k in setups:
+                print(f"| {call} | {names[k]} | {med[k][0]:.1f} | {med[k][1]:.1f} | "
+                      f"{med['off'][0] / med[k][0]:.2f}x | {med['off1'][0] / med[k][0]:.2f}x |")
         print(f"(user {user} sees {seen} of their Canopy sessions under RLS)")
     finally:
         with server.connect() as conn:

@@ -31,6 +31,16 @@ The login of ``DATABASE_URL`` must be a member of the app roles it switches to
 nothing. Session-level ``SET``/``SET ROLE`` is never used: it would outlive the
 transaction and follow the connection to its next checkout.
 
+A service call that is one statement can go further (:meth:`DatabaseManager.one_statement`):
+outside a unit of work, its statement travels in the same message as the context,
+``RESET ALL; SELECT set_config(...); <statement>``, one simple-protocol query that PostgreSQL
+runs as one implicit transaction: one round trip instead of three (context, statement,
+``COMMIT``). The values of both are bound client-side by psycopg (``ClientCursor.mogrify``,
+literals quoted by the driver's adapters, never by string formatting of Timber's), and the
+settings end with that implicit transaction as with any other. A Core statement is prepared
+on the connection the first time (``PREPARE timber_ps_<n> AS ...`` in the same message) and
+sent as ``EXECUTE timber_ps_<n>(<values>)`` after.
+
 ``session_scope()`` is the unit of work, re-entrant per context (a contextvar): a
 ``session_scope()`` or ``connection()`` entered inside one, on the same database, thread,
 app and user, joins it (same session, same transaction) and does not commit; only the
@@ -53,6 +63,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
+import itertools
 import logging
 import os
 import re
@@ -65,6 +77,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 from ._roles import context_role
 from .config import debug_enabled
@@ -97,6 +110,12 @@ CONTEXT_SQL = (
 _BEGIN_CONTEXT = ("BEGIN; RESET ALL; " + CONTEXT_SQL).encode()
 #: Engine execution option holding (lock_timeout, statement_timeout) in milliseconds, as text.
 _TIMEOUTS = "timber_timeouts"
+#: Execution option (PostgreSQL): the connection runs one statement, sent with its context (autocommit).
+_ONE_STATEMENT = "timber_one_statement"
+#: Key in a pooled connection's ``info``: the context values the next one-statement execution sends.
+_ARMED = "timber_context_armed"
+#: Key in a pooled connection's ``info``: the psycopg ClientCursor that binds one-statement queries.
+_BINDER = "timber_binder"
 
 log = logging.getLogger("timber.db")
 
@@ -229,10 +248,16 @@ def _set_transaction_context(conn: Any) -> None:
         ) from None
     role = context_role(app)
     user = current_user()
-    lock_ms, statement_ms = conn.get_execution_options().get(_TIMEOUTS, ("5000", "30000"))
+    options = conn.get_execution_options()
+    lock_ms, statement_ms = options.get(_TIMEOUTS, ("5000", "30000"))
+    values = (role, app, "" if user is None else str(user), lock_ms, statement_ms)
+    if options.get(_ONE_STATEMENT):
+        # Sent with the statement itself, by _execute_with_context.
+        conn.info[_ARMED] = values
+        return
     driver = conn.connection.driver_connection
     try:
-        _send_context(driver, (role, app, "" if user is None else str(user), lock_ms, statement_ms))
+        _send_context(driver, values)
     except Exception as exc:
         import psycopg
 
@@ -251,12 +276,141 @@ def _set_transaction_context(conn: Any) -> None:
                 CONTEXT_SQL, None, exc, psycopg.Error, connection_invalidated=True, dialect=conn.dialect
             ) from exc
         driver.rollback()
-        login = conn.engine.url.username or "the login of DATABASE_URL"
-        raise ConfigurationError(
-            f"app context {app!r}: the database login {login!r} cannot act as role {role!r} "
-            f"({str(exc).strip()}). Run the migrations (timber migrate) so the role exists, then, "
-            f"as an administrator: GRANT {role} TO {login};"
-        ) from None
+        raise _role_refused(conn, app, role, exc) from None
+
+
+def _role_refused(conn: Any, app: str, role: str, exc: BaseException) -> ConfigurationError:
+    """The error for a login that may not switch to ``role``, naming the grant that fixes it."""
+    login = conn.engine.url.username or "the login of DATABASE_URL"
+    return ConfigurationError(
+        f"app context {app!r}: the database login {login!r} cannot act as role {role!r} "
+        f"({str(exc).strip()}). Run the migrations (timber migrate) so the role exists, then, "
+        f"as an administrator: GRANT {role} TO {login};"
+    )
+
+
+def _execute_with_context(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """``do_execute`` (PostgreSQL): send a one-statement connection's statement with its context.
+
+    Other connections' statements are left to the driver (return False). On a connection of
+    :meth:`DatabaseManager.one_statement` (autocommit), the context armed by its ``begin`` and the
+    statement go as one simple query, ``RESET ALL; SELECT set_config(...); <statement>``, which
+    PostgreSQL runs as one implicit transaction; the cursor is left on the statement's result.
+    A compiled Core statement is prepared on the connection the first time (``PREPARE`` in the
+    same message) and run with ``EXECUTE name(<values>)`` after: under row-level security,
+    planning the statement anew costs more than the round trips saved.
+    Raise TimberError for a second statement (it would run without any context) and for
+    ``executemany``, ConfigurationError when the login may not switch to the context's role.
+    """
+    options = context.execution_options
+    if not options.get(_ONE_STATEMENT) or options.get(NO_CONTEXT):
+        return False  # a no-context connection's statement needs nothing before it
+    conn = context.root_connection
+    values = conn.info.pop(_ARMED, None)
+    if values is None:
+        raise TimberError(
+            "one_statement(): this connection already ran its one statement (the context went with it): "
+            "use DatabaseManager.connection() for a transaction of several statements"
+        )
+    import psycopg
+
+    driver = cursor.connection
+    info = conn.info
+    binder = info.get(_BINDER)
+    if binder is None or binder.connection is not driver:
+        binder = info[_BINDER] = psycopg.ClientCursor(driver)
+        info[_PREPARED] = {}
+        info[_HEADS] = {}
+    prepared: dict[str, str] = info[_PREPARED]
+    heads: dict[tuple[str, ...], str] = info[_HEADS]
+    head = heads.get(values)
+    if head is None:  # the same app and user call again and again: bind their context once per connection
+        if len(heads) >= _MAX_HEADS:
+            heads.clear()
+        head = heads[values] = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
+    compiled = getattr(context, "compiled", None)
+    # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
+    raw = compiled is None or context.isddl or isinstance(compiled.statement, TextClause)
+    form = None if raw else _numbered(statement)
+    for attempt in (1, 2):
+        if form is None or (form[0] not in prepared and len(prepared) >= _MAX_PREPARED):
+            query = head + binder.mogrify(statement, parameters)
+            name = None
+        else:
+            sql, names = form
+            name = prepared.get(sql)
+            run = "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
+            args = tuple(parameters[n] for n in names)
+            if name is None:
+                name = f"timber_ps_{next(_prepared_names)}"
+                query = head + f"PREPARE {name} AS {sql}; " + binder.mogrify(run.format(name), args)
+            else:
+                query = head + binder.mogrify(run.format(name), args)
+        try:
+            # prepare=False: each query is unique (its values are in it); counting it for automatic
+            # preparation would only push the engine's real prepared statements out of psycopg's cache.
+            cursor.execute(query, prepare=False)
+        except psycopg.errors.InvalidSqlStatementName:
+            # App code ran DEALLOCATE/DISCARD on this connection: the whole message rolled back;
+            # forget what was prepared and send it again, preparing anew.
+            prepared.clear()
+            if attempt == 2:
+                raise
+            continue
+        except psycopg.errors.InsufficientPrivilege as exc:
+            if str(exc).strip() == f'permission denied to set role "{values[0]}"':
+                raise _role_refused(conn, values[1], values[0], exc) from None
+            raise
+        break
+    if form is not None and name is not None:
+        prepared[form[0]] = name
+    while cursor.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
+        pass
+    return True
+
+
+#: The most statements one_statement() prepares on one connection (the services need about a dozen).
+_MAX_PREPARED = 100
+#: Keys in a pooled connection's ``info``: what one_statement() prepared there (SQL -> name),
+#: and the context messages it bound there (context values -> text), at most _MAX_HEADS.
+_PREPARED = "timber_prepared"
+_HEADS = "timber_context_heads"
+_MAX_HEADS = 1024
+_prepared_names = itertools.count(1)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+@functools.lru_cache(maxsize=512)
+def _numbered(statement: str) -> tuple[str, tuple[str, ...]] | None:
+    """``statement`` (pyformat) with ``$1``, ``$2``... for PREPARE, and the parameter names in order.
+
+    None when it has a placeholder this cannot number (then the statement is sent with its values).
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = _PLACEHOLDER.sub(number, statement)
+    if "%(" in _PLACEHOLDER.sub("", statement):
+        return None
+    return sql, tuple(names)
+
+
+def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    """``do_execute_no_params``: as :func:`_execute_with_context`, for a statement without parameters."""
+    return _execute_with_context(cursor, statement, None, context)
+
+
+def _refuse_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """``do_executemany``: a one-statement connection sends one parameter set, never many."""
+    if context.execution_options.get(_ONE_STATEMENT) and not context.execution_options.get(NO_CONTEXT):
+        raise TimberError("one_statement(): executemany() is several statements; use DatabaseManager.connection()")
+    return False
 
 
 def _send_context(driver: Any, values: tuple[str, str, str, str, str]) -> None:
@@ -383,6 +537,9 @@ class DatabaseManager:
         event.listen(self.engine, "connect", _stamp_opened)
         if self.dialect == "postgresql":
             event.listen(self.engine, "begin", _set_transaction_context)
+            event.listen(self.engine, "do_execute", _execute_with_context)
+            event.listen(self.engine, "do_execute_no_params", _execute_no_params)
+            event.listen(self.engine, "do_executemany", _refuse_executemany)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "connect", _driver_transactions_off)
@@ -394,6 +551,12 @@ class DatabaseManager:
                 event.listen(self.engine, "connect", _sqlite_wal)
                 with self.engine.connect():
                     pass  # the first connection switches the file to WAL (a no-op once it is)
+        #: The engine of one_statement() (PostgreSQL): autocommit, so psycopg sends no BEGIN of its
+        #: own and the message is its own implicit transaction; SQLAlchemy resets autocommit when
+        #: the connection returns to the pool.
+        self._one_engine: Any = None
+        if self.dialect == "postgresql":
+            self._one_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_ONE_STATEMENT: True})
         # expire_on_commit=False: objects returned from a scope stay readable after it.
         self.session_factory: sessionmaker[Session] = sessionmaker(self._work_engine, expire_on_commit=False)
         event.listen(self.session_factory, "after_commit", _session_committed)
@@ -596,6 +759,23 @@ class DatabaseManager:
             pending.append(callback)
             return
         _run_callbacks([callback])
+
+    @contextlib.contextmanager
+    def one_statement(self) -> Iterator[Any]:
+        """Yield a Core connection for exactly one statement in the current app context.
+
+        On PostgreSQL outside a unit of work, the statement is sent in one message with the
+        per-transaction context and runs as its own implicit transaction (committed when it
+        succeeds, rolled back when it fails): one round trip. A second statement, or an
+        ``executemany``, on that connection raises TimberError. Inside a ``session_scope()``,
+        and on SQLite, this is :meth:`connection`.
+        """
+        if self._one_engine is None or self._joinable() is not None:
+            with self.connection() as conn:
+                yield conn
+            return
+        with self._one_engine.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def admin_connection(self) -> Iterator[Any]:

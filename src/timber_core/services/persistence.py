@@ -102,12 +102,15 @@ class _SharedService(BaseService):
             cache.drop(KERNEL_NAMESPACE, user_id, (family,))
 
     @contextmanager
-    def _tx(self, user_id: str | None) -> Iterator[Connection]:
+    def _tx(self, user_id: str | None, one_statement: bool = False) -> Iterator[Connection]:
         # The user is published for the database's row-level security (PostgreSQL); without
         # one, the caller's user_context() stands. Inside a session_scope() the connection is
         # the scope's (same app and user, else IsolationError) and commits with it.
-        with user_context(user_id if user_id is not None else current_user()), self.db.connection() as conn:
-            yield conn
+        # one_statement: the block runs exactly one statement, sent with the context in one
+        # round trip on PostgreSQL (DatabaseManager.one_statement).
+        with user_context(user_id if user_id is not None else current_user()):
+            with (self.db.one_statement() if one_statement else self.db.connection()) as conn:
+                yield conn
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> list[str]:
         """Insert checked rows in one transaction, one multi-row insert per user; return their ids.
@@ -260,7 +263,7 @@ class SessionService(_SharedService):
         message names the owner), ValidationError for malformed arguments.
         """
         row = self._row(user_id, session_type, metadata, "create_session", _now())
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
             self._changed((user_id,), SESSIONS)
         return str(row["id"])
@@ -297,7 +300,7 @@ class SessionService(_SharedService):
         user_id = _optional_user(user_id, "get_session")
         table = self._table()
         stmt = select(table).where(*self._visible_by_id(table, session_id, user_id))
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             return conn.execute(stmt).first()
 
     def get_user_sessions(self, user_id: str, session_type: str | None = None, limit: int | None = None) -> list[Row[Any]]:
@@ -321,8 +324,8 @@ class SessionService(_SharedService):
             params["limit"] = limit
 
         def load() -> list[Row[Any]]:
-            with self._tx(user_id) as conn:
-                return list(conn.execute(stmt, params))
+            with self._tx(user_id, one_statement=True) as conn:
+                return conn.execute(stmt, params).all()  # one fetchall, not a fetchone per row
 
         # The variant names the types asked for: each app's list is its own entry.
         return self._cached(user_id, SESSIONS, f"types={types!r} limit={limit!r}", load)  # type: ignore[no-any-return]
@@ -365,8 +368,8 @@ class SessionService(_SharedService):
                 .order_by(table.c.created_at.desc(), table.c.id))
 
         def load() -> list[Row[Any]]:
-            with self._tx(user_id) as conn:
-                return list(conn.execute(stmt))
+            with self._tx(user_id, one_statement=True) as conn:
+                return conn.execute(stmt).all()  # one fetchall, not a fetchone per row
 
         return self._cached(user_id, SESSIONS, f"app={app_name}", load)  # type: ignore[no-any-return]
 
@@ -436,7 +439,7 @@ class NotificationService(_SharedService):
         row = {"id": _new_id(), "user_id": user_id, "app_name": app, "notification_type": notification_type,
                "title": title, "message": message, "data": payload, "is_read": False,
                "created_at": _now(), "updated_at": _now()}
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
             self._changed((user_id,), NOTIFICATIONS)
         return str(row["id"])
@@ -459,8 +462,8 @@ class NotificationService(_SharedService):
             if app_name is not None:
                 stmt = stmt.where(t.c.app_name == app_name)
             stmt = stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)
-            with self._tx(user_id) as conn:
-                return list(conn.execute(stmt))
+            with self._tx(user_id, one_statement=True) as conn:
+                return conn.execute(stmt).all()  # one fetchall, not a fetchone per row
 
         variant = f"list unread_only={unread_only} app={app_name} limit={limit}"
         return self._cached(user_id, NOTIFICATIONS, variant, load)  # type: ignore[no-any-return]
@@ -470,7 +473,7 @@ class NotificationService(_SharedService):
         check_id(notification_id, "notification_id", "mark_read")
         _check_user(user_id, "mark_read")
         t = self._table()
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             result = conn.execute(update(t).where(t.c.id == notification_id, t.c.user_id == user_id)
                                   .values(is_read=True, read_at=_now(), updated_at=_now()))
             self._changed((user_id,), NOTIFICATIONS)
@@ -483,9 +486,10 @@ class NotificationService(_SharedService):
         stmt = update(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
         if app_name is not None:
             stmt = stmt.where(t.c.app_name == check_name(app_name, "app_name", "mark_all_read"))
-        with self._tx(user_id) as conn:
-            self._changed((user_id,), NOTIFICATIONS)
-            return int(conn.execute(stmt.values(is_read=True, read_at=_now(), updated_at=_now())).rowcount)
+        with self._tx(user_id, one_statement=True) as conn:
+            count = int(conn.execute(stmt.values(is_read=True, read_at=_now(), updated_at=_now())).rowcount)
+            self._changed((user_id,), NOTIFICATIONS)  # after the write: a fill in between reads the new rows
+            return count
 
     def unread_count(self, user_id: str, app_name: str | None = None) -> int:
         """Return how many of ``user_id``'s notifications are unread (of one app, if given; cached)."""
@@ -498,7 +502,7 @@ class NotificationService(_SharedService):
             stmt = select(func.count()).select_from(t).where(t.c.user_id == user_id, t.c.is_read.is_(False))
             if app_name is not None:
                 stmt = stmt.where(t.c.app_name == app_name)
-            with self._tx(user_id) as conn:
+            with self._tx(user_id, one_statement=True) as conn:
                 return int(conn.execute(stmt).scalar_one())
 
         return self._cached(user_id, NOTIFICATIONS, f"unread app={app_name}", load)  # type: ignore[no-any-return]
@@ -521,7 +525,7 @@ class TrackerService(_SharedService):
     def track_event(self, user_id: str, event_type: str, event_data: Mapping[str, Any] | None = None) -> str:
         """Record an event of the calling app for ``user_id``; return its id."""
         row = self._event_row(user_id, event_type, event_data, "track_event", _now())
-        with self._tx(user_id) as conn:
+        with self._tx(user_id, one_statement=True) as conn:
             conn.execute(insert(self._table()), row)
         return str(row["id"])
 
@@ -550,8 +554,8 @@ class TrackerService(_SharedService):
             stmt = stmt.where(t.c.app_name == app)
         if event_type is not None:
             stmt = stmt.where(t.c.event_type == check_name(event_type, "event_type", call, max_len=100))
-        with self._tx(user_id) as conn:
-            return list(conn.execute(stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)))
+        with self._tx(user_id, one_statement=True) as conn:
+            return conn.execute(stmt.order_by(t.c.created_at.desc(), t.c.id).limit(limit)).all()
 
     def get_user_activity_summary(self, user_id: str) -> dict[str, Any]:
         """Count ``user_id``'s sessions per app and type, and events per app (platform context only).
