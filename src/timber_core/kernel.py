@@ -363,19 +363,19 @@ def initialize_timber(
         )
     if app_name == PLATFORM:
         raise ConfigurationError("app_name='platform' is reserved; initialize as an app and use platform_context()")
-    config: TimberConfig = settings.get("config") or TimberConfig.load()
     # The collector would traverse the classes being built again and again for little garbage;
     # the published kernel is frozen so later collections, and the one at exit, skip it (_collector).
     with _collector.paused():
-        kernel = _start(app_name, model_config_dirs, database_url, settings, config)
+        kernel = _start(app_name, model_config_dirs, database_url, settings)
         _collector.freeze()
     return kernel
 
 
 def _start(app_name: str | None, model_config_dirs: list[str] | None, database_url: str | None,
-           settings: dict[str, Any], config: TimberConfig) -> Kernel:
+           settings: dict[str, Any]) -> Kernel:
     """Phases 1 to 5 of :func:`initialize_timber`, its arguments checked."""
     global _kernel
+    config: TimberConfig = settings.get("config") or TimberConfig.load()
 
     # Phase 1: apps.
     direct = None
