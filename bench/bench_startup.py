@@ -14,8 +14,11 @@
     creating the same tables (Django installed, e.g. by ``nox -s bench``; ``--no-django`` skips it).
     Wall and CPU medians, Timber's phases, the pause of a full ``gc.collect()`` after start-up
     and the cost of interpreter exit.
+(d) Building the classes only (Timber's ``build_models`` + ``registry.configure()`` against plain
+    declarative classes + ``configure()``) in one process per size, rounds interleaved, CPU medians.
 
     python bench/bench_startup.py [--runs 15] [--init-runs 3] [--sizes 2,10,50,200] [--no-datasette] [--no-django]
+        [--ab-rounds 5] [--only a|b|c|d ...]
 
 Run it with the interpreter that has timber-core installed; PYTHONPATH decides which checkout is measured.
 """
@@ -359,6 +362,84 @@ def bench_sweep_cli(sizes: list[int], runs: int) -> dict[int, tuple[float, float
             for apps in sizes}
 
 
+# (d): building the classes in one process, Timber's build_models against plain declarative classes, rounds
+# interleaved, the collector disabled for both (start-up pauses it): CPU of classes and of registry.configure().
+_BUILD_AB_PROBE = """
+import gc, json, statistics, sys, time, uuid
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime
+from sqlalchemy.orm import DeclarativeBase, relationship
+from timber_core.containment import load_contained
+from timber_core.plugins import discover
+from timber_core.schema.build import build_models
+apps, _pm = discover()
+schema = load_contained(apps)
+napps, rounds = int(sys.argv[1]), int(sys.argv[2])
+keep = []
+def plain():
+    class Base(DeclarativeBase):
+        pass
+    class User(Base):
+        __tablename__ = "users"
+        id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+        email = Column(String(255), unique=True, nullable=False)
+        username = Column(String(100), unique=True, nullable=False)
+        created_at = Column(DateTime(timezone=True), nullable=False)
+        updated_at = Column(DateTime(timezone=True), nullable=False)
+    k = [User]
+    for a in range(napps):
+        for m in range(10):
+            table = f"gen{a:03d}_thing{m}"
+            k.append(type(f"Gen{a:03d}Thing{m}", (Base,), {
+                "__tablename__": table,
+                "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
+                "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+                "title": Column(String(200), nullable=False), "body": Column(Text),
+                "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
+                "active": Column(Boolean, default=True), "data": Column(JSON),
+                "created_at": Column(DateTime(timezone=True), nullable=False),
+                "updated_at": Column(DateTime(timezone=True), nullable=False),
+                "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
+                "user": relationship("User", backref=f"{table}_rows"),
+            }))
+    mid = time.process_time()
+    Base.registry.configure()
+    keep.append(k)
+    return mid, len(k)
+def timber():
+    base, classes = build_models(schema.models)
+    mid = time.process_time()
+    base.registry.configure()
+    keep.append(classes)
+    return mid, len(classes)
+gc.disable()
+rows = {"plain": [], "timber": []}
+for r in range(rounds):
+    for name, fn in (("plain", plain), ("timber", timber)):
+        s = time.process_time(); mid, n = fn(); e = time.process_time()
+        rows[name].append((mid - s, e - mid, n))
+print(json.dumps({name: {"classes": statistics.median(x[0] for x in v), "configure": statistics.median(x[1] for x in v),
+                         "total": statistics.median(x[0] + x[1] for x in v), "models": v[0][2]}
+                  for name, v in rows.items()}))
+"""
+
+
+def bench_build_in_process(sizes: list[int], rounds: int) -> dict[int, dict[str, dict[str, float]]]:
+    """Per size: median CPU seconds of building Timber's classes and plain SQLAlchemy's (classes, configure, total)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="timber-bench-ab-") as tmp:
+        for apps in sizes:
+            root = Path(tmp) / f"apps{apps}"
+            _generate(root, apps)
+            env = {**os.environ, "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / "home"),
+                   "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+            res = subprocess.run([sys.executable, "-c", _BUILD_AB_PROBE, str(apps), str(rounds)],
+                                 capture_output=True, text=True, env=env, check=False)
+            if res.returncode != 0:
+                raise SystemExit(f"the in-process build comparison failed with {apps} apps:\n{res.stderr}")
+            out[apps] = json.loads(res.stdout)
+    return out
+
+
 def _report_build(sizes: list[int], fig: dict[tuple[str, int], dict[str, float]]) -> None:
     order = ["timber", "timber, collector as before", "plain SQLAlchemy", "Django"]
     names = sorted({c for c, _ in fig}, key=order.index)
@@ -396,10 +477,11 @@ def main() -> None:
                         help="installed generated apps for (b) and (c) (default 2,10,50,200)")
     parser.add_argument("--no-datasette", action="store_true", help="skip the datasette column")
     parser.add_argument("--no-django", action="store_true", help="skip the Django contender of (c)")
-    parser.add_argument("--only", choices=["a", "b", "c"], action="append", help="run only these parts (repeatable)")
+    parser.add_argument("--ab-rounds", type=int, default=5, help="interleaved rounds in one process for (d) (default 5)")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these parts (repeatable)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
-    parts = set(args.only or ["a", "b", "c"])
+    parts = set(args.only or ["a", "b", "c", "d"])
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -431,6 +513,17 @@ def main() -> None:
                 print("  Django is not installed (nox -s bench installs it): no Django column")
                 with_django = False
         _report_build(sizes, bench_build(sizes, args.init_runs, with_django))
+
+    if "d" in parts:
+        print(f"\n(d) building the classes in one process, collector off, CPU medians of {args.ab_rounds} interleaved "
+              f"rounds: Timber's build_models + configure vs plain SQLAlchemy declarative classes + configure")
+        for apps, fig in bench_build_in_process([n for n in sizes if n >= 10], args.ab_rounds).items():
+            t, p = fig["timber"], fig["plain"]
+            print(f"  {apps:3d} apps: timber {t['models']} models {t['classes'] * 1000:.0f} + {t['configure'] * 1000:.0f} "
+                  f"= {t['total'] * 1000:.0f} ms ({t['total'] * 1000 / t['models']:.2f} ms/model); plain {p['models']} "
+                  f"models {p['classes'] * 1000:.0f} + {p['configure'] * 1000:.0f} = {p['total'] * 1000:.0f} ms "
+                  f"({p['total'] * 1000 / p['models']:.2f} ms/model): {t['total'] / p['total']:.2f}x "
+                  f"(target <= 1.0x: {'met' if t['total'] <= p['total'] else 'MISSED'})")
 
 
 if __name__ == "__main__":
