@@ -463,6 +463,12 @@ def _report_build(sizes: list[int], fig: dict[tuple[str, int], dict[str, float]]
             d = fig[("Django", apps)]
             line += f"; timber / Django: wall {t['wall'] / d['wall']:.2f}x, CPU {t['cpu'] / d['cpu']:.2f}x"
         print(line)
+    for apps in sizes:
+        t = fig[("timber", apps)]
+        rest = t["cpu"] - t["yaml_cpu"] - t["classes_cpu"] - t["configure_cpu"]
+        print(f"  {apps:3d} apps: timber's phases (CPU ms): YAML {t['yaml_cpu'] * 1000:.0f}, classes "
+              f"{t['classes_cpu'] * 1000:.0f}, configure {t['configure_cpu'] * 1000:.0f}, the rest (discovery, "
+              f"migration graph and tables, start-up hooks) {rest * 1000:.0f}")
     if len(sizes) > 1:
         lo, hi = fig[("timber", sizes[-2])], fig[("timber", sizes[-1])]
         lin = (hi["cpu"] / hi["models"]) / (lo["cpu"] / lo["models"])
