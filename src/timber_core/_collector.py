@@ -14,6 +14,7 @@ garbage (a few MB at 500 models) is frozen with it.
 Only the first start-up of a process freezes. A process that initializes again (tests, a
 re-initialization) replaces kernels whose objects must stay collectable: :func:`release`
 (called by ``shutdown()``) unfreezes, and later start-ups only pause the collector.
+``gc.unfreeze()`` has no scope: what the application itself froze before is unfrozen too.
 """
 
 from __future__ import annotations
