@@ -220,8 +220,8 @@ def shutdown() -> None:
     environment again on next use, the CLI discovers the apps again, and the shared service
     singletons (``timber_core.services.persistence``), which look the kernel up at each call,
     refuse until the next ``initialize_timber``, and what the first start-up froze
-    (``gc.freeze()``) is unfrozen, so the closed kernel can be collected. Safe to call at any time, also twice; the
-    public way for tests to start clean (docs/testing.md).
+    (``gc.freeze()``) is unfrozen, so the closed kernel can be collected. Safe to call at
+    any time, also twice; the public way for tests to start clean (docs/testing.md).
     """
     global _kernel
     with _lock:
