@@ -102,7 +102,8 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks behind docs/performance.md: all of them, or those named (``nox -s bench -- startup rls``).
 
     PostgreSQL benches create and drop a scratch database on ``TIMBER_BENCH_POSTGRES``
-    (default ``TIMBER_TEST_DATABASE_URL``); never the shared database itself. All of them take a long while: name the ones you need.
+    (default ``TIMBER_TEST_DATABASE_URL``); never the shared database itself. All of them take a
+    long while: name the ones you need.
     """
     unknown = sorted(set(session.posargs) - set(BENCHES))
     if unknown:
