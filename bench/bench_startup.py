@@ -42,6 +42,21 @@ DATASETTE_VENV = Path(os.environ.get("TIMBER_BENCH_DATASETTE_VENV", "/tmp/timber
 MODELS_PER_APP = 10
 
 
+PYCACHE = Path(tempfile.gettempdir()) / "timber-bench-pycache"
+
+
+def _environ() -> dict[str, str]:
+    """This process's environment, with bytecode caching on, in a prefix outside the checkout.
+
+    With PYTHONDONTWRITEBYTECODE set (as on the shared machine) an editable checkout and the generated
+    apps would be compiled from source in every process, which an installed wheel never is; the
+    warm-up runs fill the prefix.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
+
+
 def _wall(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
@@ -67,7 +82,7 @@ def bench_cli(runs: int, with_datasette: bool) -> dict[str, float | str]:
     """Median wall times. ``timber apps list`` runs twice over: with an existing TIMBER_HOME, where
     unchanged model files validated once are not validated again (the usual case once Timber has
     been used there), and with TIMBER_HOME absent, where every run validates them."""
-    env = dict(os.environ)
+    env = _environ()
     scratch = Path(tempfile.mkdtemp(prefix="timber-bench-startup-"))
     (scratch / "home").mkdir()
     warm = {**env, "TIMBER_HOME": str(scratch / "home")}
@@ -312,9 +327,9 @@ def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[st
             _generate_django(root / "dj", apps)
             pythonpath = os.environ.get("PYTHONPATH", "")
             envs[("timber", apps)] = {
-                **os.environ, "TIMBER_DISABLE_APPS": "canopy,grove",  # only the generated apps and the kernel's
+                **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove",  # only the generated apps and the kernel's
                 "TIMBER_HOME": str(Path(tmp) / f"home{apps}"), "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
-            envs[("django", apps)] = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+            envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
 
         def run(contender: str, apps: int, r: int) -> dict[str, float]:
             db = Path(tmp) / f"{contender.replace(' ', '_').replace(',', '')}{apps}_{r}.sqlite"
@@ -325,7 +340,7 @@ def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[st
                               envs[("timber", apps)])
             if contender == "plain SQLAlchemy":
                 return _probe([sys.executable, "-c", _PLAIN_PROBE, str(apps), str(MODELS_PER_APP), f"sqlite:///{db}"],
-                              dict(os.environ))
+                              _environ())
             return _probe([sys.executable, "-c", _DJANGO_PROBE, str(apps), str(db)], envs[("django", apps)])
 
         for contender, apps in samples:  # warm-up: .pyc files, TIMBER_HOME's record of validated files, OS caches
@@ -348,7 +363,7 @@ def bench_sweep_cli(sizes: list[int], runs: int) -> dict[int, tuple[float, float
             root = Path(tmp) / f"apps{apps}"
             _generate(root, apps)
             (Path(tmp) / f"home{apps}").mkdir()
-            envs[apps] = {**os.environ, "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / f"home{apps}"),
+            envs[apps] = {**_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / f"home{apps}"),
                           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
         times: dict[tuple[str, int], list[float]] = {}
         for apps in sizes:  # warm-up, which also writes TIMBER_HOME's record of validated files
@@ -430,7 +445,7 @@ def bench_build_in_process(sizes: list[int], rounds: int) -> dict[int, dict[str,
         for apps in sizes:
             root = Path(tmp) / f"apps{apps}"
             _generate(root, apps)
-            env = {**os.environ, "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / "home"),
+            env = {**_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / "home"),
                    "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
             res = subprocess.run([sys.executable, "-c", _BUILD_AB_PROBE, str(apps), str(rounds)],
                                  capture_output=True, text=True, env=env, check=False)
