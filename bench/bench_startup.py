@@ -1,14 +1,24 @@
 #!/usr/bin/env python
-"""Start-up benchmark for Timber (issue 2). Not a test: run it, read it, copy the figures to docs/performance.md.
+"""Start-up benchmark for Timber (issues 2 and 14). Not a test: run it, read it, copy the figures to docs/performance.md.
 
-(a) ``timber apps list`` wall time (with an existing TIMBER_HOME, and without one) beside
-    ``python -c "import importlib.metadata"`` and beside
-    ``datasette plugins`` (datasette in a throwaway venv under /tmp, created if missing),
-    medians of interleaved runs.
-(b) ``initialize_timber`` on 10/25/50 generated apps x 10 models (fake installed distributions),
-    each in a fresh interpreter, to show ms per model and linearity.
+(a) ``timber apps list`` wall time (kernel + Canopy + Grove; with an existing TIMBER_HOME, and without
+    one) beside ``python -c "import importlib.metadata"`` and beside ``datasette plugins`` (datasette
+    in a throwaway venv under /tmp, created if missing), medians of interleaved runs.
+(b) The installed-apps sweep for ``timber apps list``: 2, 10, 50, 200 generated apps x 10 models
+    (fake installed distributions, Canopy and Grove disabled) beside the bare import, interleaved.
+(c) Building every model, each round a fresh interpreter per contender, interleaved, at 2, 10, 50,
+    200 generated apps x 10 models with a relationship to ``User``:
+    ``initialize_timber`` (SQLite, tables created through the migration graph); the same with the
+    collector as before issue 14 (automatic collections during start-up, nothing frozen);
+    plain SQLAlchemy declarative classes for the same tables (the floor); Django's ``setup()`` plus
+    creating the same tables (Django installed, e.g. by ``nox -s bench``; ``--no-django`` skips it).
+    Wall and CPU medians, Timber's phases, the pause of a full ``gc.collect()`` after start-up
+    and the cost of interpreter exit.
+(d) Building the classes only (Timber's ``build_models`` + ``registry.configure()`` against plain
+    declarative classes + ``configure()``) in one process per size, rounds interleaved, CPU medians.
 
-    python bench/bench_startup.py [--runs 15] [--init-runs 5] [--no-datasette]
+    python bench/bench_startup.py [--runs 15] [--init-runs 3] [--sizes 2,10,50,200] [--no-datasette] [--no-django]
+        [--ab-rounds 5] [--only a|b|c|d ...]
 
 Run it with the interpreter that has timber-core installed; PYTHONPATH decides which checkout is measured.
 """
@@ -30,6 +40,21 @@ from pathlib import Path
 
 DATASETTE_VENV = Path(os.environ.get("TIMBER_BENCH_DATASETTE_VENV", "/tmp/timber-bench-datasette-venv"))
 MODELS_PER_APP = 10
+
+
+PYCACHE = Path(tempfile.gettempdir()) / "timber-bench-pycache"
+
+
+def _environ() -> dict[str, str]:
+    """This process's environment, with bytecode caching on, in a prefix outside the checkout.
+
+    With PYTHONDONTWRITEBYTECODE set (as on the shared machine) an editable checkout and the generated
+    apps would be compiled from source in every process, which an installed wheel never is; the
+    warm-up runs fill the prefix.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    return env
 
 
 def _wall(cmd: list[str], env: dict[str, str]) -> float:
@@ -57,7 +82,7 @@ def bench_cli(runs: int, with_datasette: bool) -> dict[str, float | str]:
     """Median wall times. ``timber apps list`` runs twice over: with an existing TIMBER_HOME, where
     unchanged model files validated once are not validated again (the usual case once Timber has
     been used there), and with TIMBER_HOME absent, where every run validates them."""
-    env = dict(os.environ)
+    env = _environ()
     scratch = Path(tempfile.mkdtemp(prefix="timber-bench-startup-"))
     (scratch / "home").mkdir()
     warm = {**env, "TIMBER_HOME": str(scratch / "home")}
@@ -128,26 +153,49 @@ def _generate(root: Path, apps: int) -> None:
         (models_dir / f"{app}_models.yaml").write_text("\n".join(lines) + "\n")
 
 
+# Every probe prints one JSON line: "wall" and "cpu" of the timed start-up, "pause" (a full
+# gc.collect() after it) and "t_end" (time.time() just before exit, to measure the exit).
 _INIT_PROBE = """
-import json, sys, time
+import gc, json, sys, time
 import sqlalchemy.orm  # imported by every app anyway; the probe times initialize_timber itself
 import timber_core
-start = time.perf_counter()
+from timber_core import _collector, kernel as K
+if sys.argv[3] == "gc-as-before":  # the collector as before issue 14: automatic collections, nothing frozen
+    import contextlib
+    _collector.paused = contextlib.nullcontext
+    _collector.freeze = lambda: None
+phases = {"yaml": 0.0, "classes": 0.0, "schema": 0.0}
+def timed(name, fn):
+    def run(*a, **k):
+        s = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[name] += time.process_time() - s
+    return run
+K.load_contained = timed("yaml", K.load_contained)
+K.build_models = timed("classes", K.build_models)
+K.build_schema = timed("schema", K.build_schema)
+start, cpu = time.perf_counter(), time.process_time()
 kernel = timber_core.initialize_timber(sys.argv[1], database_url=sys.argv[2])
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "models": len(kernel.models), "tables": len(kernel.metadata.tables)}))
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+s = time.perf_counter(); gc.collect(); pause = time.perf_counter() - s
+configure = phases["schema"] - phases["yaml"] - phases["classes"]
+print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(kernel.models),
+                  "build_cpu": phases["classes"] + configure, "classes_cpu": phases["classes"],
+                  "configure_cpu": configure, "yaml_cpu": phases["yaml"], "t_end": time.time()}))
 """
 
 
 _PLAIN_PROBE = """
-import json, sys, time, uuid, datetime
+import gc, json, sys, time, uuid, datetime
 from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime, create_engine
 from sqlalchemy.orm import DeclarativeBase, relationship, configure_mappers
 apps, per_app = int(sys.argv[1]), int(sys.argv[2])
 # Keep the classes alive, as an application does: a registry holds its mappers weakly, and
 # classes dropped on the floor are collected before configure_mappers() ever sees them.
 keep = []
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 class Base(DeclarativeBase):
     pass
 class User(Base):
@@ -172,89 +220,331 @@ for a in range(apps):
             "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
             "user": relationship("User", backref=f"{table}_rows"),
         }))
+classes_cpu = time.process_time() - cpu
 configure_mappers()
+build_cpu = time.process_time() - cpu
 engine = create_engine(sys.argv[3])
 with engine.connect() as conn:
     conn.exec_driver_sql("BEGIN")
     Base.metadata.create_all(conn)
     conn.commit()
-print(json.dumps({"seconds": time.perf_counter() - start, "models": len(keep) + 1}))
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+s = time.perf_counter(); gc.collect(); pause = time.perf_counter() - s
+print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(keep) + 1, "build_cpu": build_cpu,
+                  "classes_cpu": classes_cpu, "configure_cpu": build_cpu - classes_cpu, "t_end": time.time()}))
 """
 
 
-def bench_plain(sizes: list[int], runs: int) -> list[dict[str, float]]:
-    """The floor: the same tables as plain SQLAlchemy declarative classes written in Python."""
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="timber-bench-plain-") as tmp:
-        for apps in sizes:
-            samples, models = [], 0
-            for r in range(runs):
-                db = Path(tmp) / f"plain{apps}_{r}.sqlite"
-                out = subprocess.run([sys.executable, "-c", _PLAIN_PROBE, str(apps), str(MODELS_PER_APP),
-                                      f"sqlite:///{db}"], capture_output=True, text=True, check=True)
-                probe = json.loads(out.stdout)
-                samples.append(probe["seconds"])
-                models = probe["models"]
-            median = statistics.median(samples) * 1000
-            rows.append({"apps": apps, "models": models, "ms": median, "ms_per_model": median / models})
-            print(f"  plain SQLAlchemy, {models:4d} models: {median:7.1f} ms  ({median / models:.2f} ms/model)")
-    return rows
+_DJANGO_PROBE = """
+import gc, json, sys, time
+import django, django.apps, django.db.models  # imported before the clock, as SQLAlchemy is for the others
+from django.conf import settings
+apps = int(sys.argv[1])
+start, cpu = time.perf_counter(), time.process_time()
+settings.configure(
+    INSTALLED_APPS=["djcore"] + [f"djgen{a:03d}" for a in range(apps)],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[2]}},
+    USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+)
+django.setup()
+from django.apps import apps as registry
+from django.db import connection
+setup_cpu = time.process_time() - cpu
+with connection.schema_editor() as editor:  # Django's own floor for creating the tables: no migration files
+    for model in registry.get_models():
+        editor.create_model(model)
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+s = time.perf_counter(); gc.collect(); pause = time.perf_counter() - s
+print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(registry.get_models()),
+                  "build_cpu": setup_cpu, "t_end": time.time()}))
+"""
 
 
-def bench_init(sizes: list[int], runs: int) -> list[dict[str, float]]:
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="timber-bench-") as tmp:
+def _generate_django(root: Path, apps: int) -> None:
+    """Write the same models as :func:`_generate` as Django apps: ``djcore`` (User) and ``djgenNNN``."""
+    (root / "djcore").mkdir(parents=True)
+    (root / "djcore" / "__init__.py").write_text("")
+    (root / "djcore" / "models.py").write_text(textwrap.dedent("""\
+        import uuid
+        from django.db import models
+        def _uuid():
+            return str(uuid.uuid4())
+        class User(models.Model):
+            id = models.CharField(max_length=36, primary_key=True, default=_uuid)
+            email = models.CharField(max_length=255, unique=True)
+            username = models.CharField(max_length=100, unique=True)
+            created_at = models.DateTimeField()
+            updated_at = models.DateTimeField()
+            class Meta:
+                db_table = "users"
+        """))
+    for a in range(apps):
+        app = f"djgen{a:03d}"
+        (root / app).mkdir()
+        (root / app / "__init__.py").write_text("")
+        lines = ["from django.db import models", "from djcore.models import User, _uuid", ""]
+        for m in range(MODELS_PER_APP):
+            table = f"gen{a:03d}_thing{m}"
+            lines += [
+                f"class Gen{a:03d}Thing{m}(models.Model):",
+                "    id = models.CharField(max_length=36, primary_key=True, default=_uuid)",
+                f"    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name='{table}_rows')",
+                "    title = models.CharField(max_length=200)",
+                "    body = models.TextField(null=True)",
+                "    amount = models.DecimalField(max_digits=12, decimal_places=2, null=True)",
+                "    quantity = models.IntegerField(default=0, null=True)",
+                "    active = models.BooleanField(default=True, null=True)",
+                "    data = models.JSONField(null=True)",
+                "    created_at = models.DateTimeField()",
+                "    updated_at = models.DateTimeField()",
+                "    class Meta:",
+                f"        db_table = '{table}'",
+                f"        indexes = [models.Index(fields=['user', 'title'], name='ix_{table}_ut')]",
+                "",
+            ]
+        (root / app / "models.py").write_text("\n".join(lines))
+
+
+def _probe(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    ended = time.time()
+    if out.returncode != 0:
+        raise SystemExit(f"probe failed: {' '.join(cmd[:2])} ...\n{out.stderr}")
+    probe: dict[str, float] = json.loads(out.stdout)
+    probe["exit"] = ended - probe.pop("t_end")
+    return probe
+
+
+def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[str, int], dict[str, float]]:
+    """Median figures per (contender, apps), rounds interleaved: each round runs every contender at every size."""
+    contenders = ["timber", "timber, collector as before", "plain SQLAlchemy"] + (["Django"] if with_django else [])
+    samples: dict[tuple[str, int], list[dict[str, float]]] = {(c, n): [] for n in sizes for c in contenders}
+    with tempfile.TemporaryDirectory(prefix="timber-bench-build-") as tmp:
+        envs: dict[tuple[str, int], dict[str, str]] = {}
         for apps in sizes:
             root = Path(tmp) / f"apps{apps}"
             _generate(root, apps)
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-            env["TIMBER_DISABLE_APPS"] = "canopy,grove"  # only the generated apps (and the kernel's 4 models)
-            samples, models = [], 0
-            for r in range(runs):
-                db = Path(tmp) / f"db{apps}_{r}.sqlite"
-                out = subprocess.run([sys.executable, "-c", _INIT_PROBE, "gen000", f"sqlite:///{db}"],
-                                     capture_output=True, text=True, env=env, check=False)
-                if out.returncode != 0:
-                    raise SystemExit(f"initialize_timber failed with {apps} apps:\n{out.stderr}")
-                probe = json.loads(out.stdout)
-                samples.append(probe["seconds"])
-                models = probe["models"]
-            median = statistics.median(samples) * 1000
-            rows.append({"apps": apps, "models": models, "ms": median, "ms_per_model": median / models})
-            print(f"  {apps:3d} apps, {models:4d} models: {median:7.1f} ms  ({median / models:.2f} ms/model)")
-    return rows
+            _generate_django(root / "dj", apps)
+            pythonpath = os.environ.get("PYTHONPATH", "")
+            envs[("timber", apps)] = {
+                **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove",  # only the generated apps and the kernel's
+                "TIMBER_HOME": str(Path(tmp) / f"home{apps}"), "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
+            envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+
+        def run(contender: str, apps: int, r: int) -> dict[str, float]:
+            db = Path(tmp) / f"{contender.replace(' ', '_').replace(',', '')}{apps}_{r}.sqlite"
+            db.unlink(missing_ok=True)
+            if contender.startswith("timber"):
+                mode = "now" if contender == "timber" else "gc-as-before"
+                return _probe([sys.executable, "-c", _INIT_PROBE, "gen000", f"sqlite:///{db}", mode],
+                              envs[("timber", apps)])
+            if contender == "plain SQLAlchemy":
+                return _probe([sys.executable, "-c", _PLAIN_PROBE, str(apps), str(MODELS_PER_APP), f"sqlite:///{db}"],
+                              _environ())
+            return _probe([sys.executable, "-c", _DJANGO_PROBE, str(apps), str(db)], envs[("django", apps)])
+
+        for contender, apps in samples:  # warm-up: .pyc files, TIMBER_HOME's record of validated files, OS caches
+            run(contender, apps, -1)
+        for r in range(runs):
+            for contender, apps in samples:
+                samples[(contender, apps)].append(run(contender, apps, r))
+    return {key: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for key, rows in samples.items()}
+
+
+def bench_sweep_cli(sizes: list[int], runs: int) -> dict[int, tuple[float, float]]:
+    """``timber apps list`` with N generated apps installed beside the bare import: median ms of each, interleaved."""
+    timber = Path(sys.executable).with_name("timber")
+    timber_cmd = [str(timber), "apps", "list"] if timber.exists() else [
+        sys.executable, "-c", "import sys; sys.argv[0]='timber'; from timber_core.cli import main; main()", "apps", "list"]
+    bare = [sys.executable, "-c", "import importlib.metadata"]
+    with tempfile.TemporaryDirectory(prefix="timber-bench-sweep-") as tmp:
+        envs = {}
+        for apps in sizes:
+            root = Path(tmp) / f"apps{apps}"
+            _generate(root, apps)
+            (Path(tmp) / f"home{apps}").mkdir()
+            envs[apps] = {**_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / f"home{apps}"),
+                          "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        times: dict[tuple[str, int], list[float]] = {}
+        for apps in sizes:  # warm-up, which also writes TIMBER_HOME's record of validated files
+            _wall(bare, envs[apps])
+            _wall(timber_cmd, envs[apps])
+        for _ in range(runs):
+            for apps in sizes:
+                for name, cmd in (("bare", bare), ("timber", timber_cmd)):
+                    times.setdefault((name, apps), []).append(_wall(cmd, envs[apps]))
+    return {apps: (statistics.median(times[("bare", apps)]) * 1000, statistics.median(times[("timber", apps)]) * 1000)
+            for apps in sizes}
+
+
+# (d): building the classes in one process, Timber's build_models against plain declarative classes, rounds
+# interleaved, the collector disabled for both (start-up pauses it): CPU of classes and of registry.configure().
+_BUILD_AB_PROBE = """
+import gc, json, statistics, sys, time, uuid
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime
+from sqlalchemy.orm import DeclarativeBase, relationship
+from timber_core.containment import load_contained
+from timber_core.plugins import discover
+from timber_core.schema.build import build_models
+apps, _pm = discover()
+schema = load_contained(apps)
+napps, rounds = int(sys.argv[1]), int(sys.argv[2])
+keep = []
+def plain():
+    class Base(DeclarativeBase):
+        pass
+    class User(Base):
+        __tablename__ = "users"
+        id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+        email = Column(String(255), unique=True, nullable=False)
+        username = Column(String(100), unique=True, nullable=False)
+        created_at = Column(DateTime(timezone=True), nullable=False)
+        updated_at = Column(DateTime(timezone=True), nullable=False)
+    k = [User]
+    for a in range(napps):
+        for m in range(10):
+            table = f"gen{a:03d}_thing{m}"
+            k.append(type(f"Gen{a:03d}Thing{m}", (Base,), {
+                "__tablename__": table,
+                "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
+                "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+                "title": Column(String(200), nullable=False), "body": Column(Text),
+                "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
+                "active": Column(Boolean, default=True), "data": Column(JSON),
+                "created_at": Column(DateTime(timezone=True), nullable=False),
+                "updated_at": Column(DateTime(timezone=True), nullable=False),
+                "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
+                "user": relationship("User", backref=f"{table}_rows"),
+            }))
+    mid = time.process_time()
+    Base.registry.configure()
+    keep.append(k)
+    return mid, len(k)
+def timber():
+    base, classes = build_models(schema.models)
+    mid = time.process_time()
+    base.registry.configure()
+    keep.append(classes)
+    return mid, len(classes)
+gc.disable()
+rows = {"plain": [], "timber": []}
+for r in range(rounds):
+    for name, fn in (("plain", plain), ("timber", timber)):
+        s = time.process_time(); mid, n = fn(); e = time.process_time()
+        rows[name].append((mid - s, e - mid, n))
+print(json.dumps({name: {"classes": statistics.median(x[0] for x in v), "configure": statistics.median(x[1] for x in v),
+                         "total": statistics.median(x[0] + x[1] for x in v), "models": v[0][2]}
+                  for name, v in rows.items()}))
+"""
+
+
+def bench_build_in_process(sizes: list[int], rounds: int) -> dict[int, dict[str, dict[str, float]]]:
+    """Per size: median CPU seconds of building Timber's classes and plain SQLAlchemy's (classes, configure, total)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="timber-bench-ab-") as tmp:
+        for apps in sizes:
+            root = Path(tmp) / f"apps{apps}"
+            _generate(root, apps)
+            env = {**_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / "home"),
+                   "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+            res = subprocess.run([sys.executable, "-c", _BUILD_AB_PROBE, str(apps), str(rounds)],
+                                 capture_output=True, text=True, env=env, check=False)
+            if res.returncode != 0:
+                raise SystemExit(f"the in-process build comparison failed with {apps} apps:\n{res.stderr}")
+            out[apps] = json.loads(res.stdout)
+    return out
+
+
+def _report_build(sizes: list[int], fig: dict[tuple[str, int], dict[str, float]]) -> None:
+    order = ["timber", "timber, collector as before", "plain SQLAlchemy", "Django"]
+    names = sorted({c for c, _ in fig}, key=order.index)
+    print(f"  {'contender':30s} {'apps':>4s} {'models':>6s} {'wall ms':>8s} {'CPU ms':>8s} {'ms/model':>8s} "
+          f"{'build CPU':>9s} {'gc pause':>8s} {'exit ms':>8s}")
+    for apps in sizes:
+        for name in names:
+            f = fig[(name, apps)]
+            print(f"  {name:30s} {apps:4d} {int(f['models']):6d} {f['wall'] * 1000:8.1f} {f['cpu'] * 1000:8.1f} "
+                  f"{f['cpu'] * 1000 / f['models']:8.2f} {f['build_cpu'] * 1000:9.1f} {f['pause'] * 1000:8.1f} "
+                  f"{f['exit'] * 1000:8.1f}")
+    print("  (ms/model: CPU; build CPU: classes + registry.configure() for Timber and plain SQLAlchemy, setup() for Django)")
+    for apps in sizes:
+        t, b, p = fig[("timber", apps)], fig[("timber, collector as before", apps)], fig[("plain SQLAlchemy", apps)]
+        line = (f"  {apps:3d} apps: timber / plain SQLAlchemy: start-up CPU {t['cpu'] / p['cpu']:.2f}x, "
+                f"building the classes (CPU) {t['build_cpu'] / p['build_cpu']:.2f}x "
+                f"[classes {t['classes_cpu'] * 1000:.0f} vs {p['classes_cpu'] * 1000:.0f} ms, "
+                f"configure {t['configure_cpu'] * 1000:.0f} vs {p['configure_cpu'] * 1000:.0f} ms]; "
+                f"timber / collector as before: CPU {t['cpu'] / b['cpu']:.2f}x, wall {t['wall'] / b['wall']:.2f}x")
+        if ("Django", apps) in fig:
+            d = fig[("Django", apps)]
+            line += f"; timber / Django: wall {t['wall'] / d['wall']:.2f}x, CPU {t['cpu'] / d['cpu']:.2f}x"
+        print(line)
+    for apps in sizes:
+        t = fig[("timber", apps)]
+        rest = t["cpu"] - t["yaml_cpu"] - t["classes_cpu"] - t["configure_cpu"]
+        print(f"  {apps:3d} apps: timber's phases (CPU ms): YAML {t['yaml_cpu'] * 1000:.0f}, classes "
+              f"{t['classes_cpu'] * 1000:.0f}, configure {t['configure_cpu'] * 1000:.0f}, the rest (discovery, "
+              f"migration graph and tables, start-up hooks) {rest * 1000:.0f}")
+    if len(sizes) > 1:
+        lo, hi = fig[("timber", sizes[-2])], fig[("timber", sizes[-1])]
+        lin = (hi["cpu"] / hi["models"]) / (lo["cpu"] / lo["models"])
+        print(f"  linearity: timber CPU ms/model at {int(hi['models'])} models / at {int(lo['models'])} models: {lin:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="runs per command for (a), interleaved (default 15)")
-    parser.add_argument("--init-runs", type=int, default=5, help="fresh processes per size for (b) (default 5)")
+    parser.add_argument("--runs", type=int, default=15, help="runs per command for (a) and (b), interleaved (default 15)")
+    parser.add_argument("--init-runs", type=int, default=3, help="rounds of fresh processes for (c) (default 3)")
+    parser.add_argument("--sizes", default="2,10,50,200",
+                        help="installed generated apps for (b) and (c) (default 2,10,50,200)")
     parser.add_argument("--no-datasette", action="store_true", help="skip the datasette column")
+    parser.add_argument("--no-django", action="store_true", help="skip the Django contender of (c)")
+    parser.add_argument("--ab-rounds", type=int, default=5, help="interleaved rounds in one process for (d) (default 5)")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these parts (repeatable)")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    parts = set(args.only or ["a", "b", "c", "d"])
 
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"\n(a) CLI start-up, median of {args.runs} interleaved runs")
-    cli = bench_cli(args.runs, not args.no_datasette)
-    base = float(cli["python -c 'import importlib.metadata'"])
-    for name, ms in cli.items():
-        if name != "datasette_note":
-            print(f"  {name:40s} {float(ms):7.1f} ms  {float(ms) / base:5.2f}x")
-    ratio = float(cli["timber apps list"]) / base
-    print(f"  target timber apps list <= 2x bare import: {'met' if ratio <= 2 else 'MISSED'} ({ratio:.2f}x)")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if "a" in parts:
+        print(f"\n(a) CLI start-up, median of {args.runs} interleaved runs")
+        cli = bench_cli(args.runs, not args.no_datasette)
+        base = float(cli["python -c 'import importlib.metadata'"])
+        for name, ms in cli.items():
+            if name != "datasette_note":
+                print(f"  {name:40s} {float(ms):7.1f} ms  {float(ms) / base:5.2f}x")
+        ratio = float(cli["timber apps list"]) / base
+        print(f"  target timber apps list <= 2x bare import: {'met' if ratio <= 2 else 'MISSED'} ({ratio:.2f}x)")
 
-    print(f"\n(b) initialize_timber, {MODELS_PER_APP} models per app, median of {args.init_runs} fresh processes")
-    rows = bench_init([10, 25, 50], args.init_runs)
-    small, big = rows[0], rows[-1]
-    slope = (big["ms"] - small["ms"]) / (big["models"] - small["models"])
-    print(f"  marginal cost: {slope:.2f} ms/model between {small['models']} and {big['models']} models")
-    print("  the floor, same tables declared directly in SQLAlchemy (no YAML, no plugins):")
-    plain = bench_plain([10, 25, 50], args.init_runs)
-    for r, p in zip(rows, plain):
-        print(f"  {r['apps']:3d} apps: timber {r['ms_per_model']:.2f} ms/model vs plain SQLAlchemy "
-              f"{p['ms_per_model']:.2f} ms/model ({r['ms'] / p['ms']:.2f}x)")
-    worst = max(r["ms_per_model"] for r in rows)
-    print(f"  target <= 2 ms/model: {'met' if worst <= 2 else 'MISSED'} (worst {worst:.2f} ms/model)")
+    if "b" in parts:
+        print(f"\n(b) timber apps list with N generated apps installed, median of {args.runs} interleaved runs")
+        for apps, (bare, timber) in bench_sweep_cli(sizes, args.runs).items():
+            target = 2 if apps <= 50 else 3
+            print(f"  {apps:3d} apps: bare import {bare:6.1f} ms, timber apps list {timber:6.1f} ms: "
+                  f"{timber / bare:.2f}x (target <= {target}x: {'met' if timber / bare <= target else 'MISSED'})")
+
+    if "c" in parts:
+        print(f"\n(c) building every model, {MODELS_PER_APP} per app, medians of {args.init_runs} interleaved rounds "
+              f"of fresh processes (SQLite)")
+        with_django = not args.no_django
+        if with_django:
+            try:
+                import django  # noqa: F401
+            except ModuleNotFoundError:
+                print("  Django is not installed (nox -s bench installs it): no Django column")
+                with_django = False
+        _report_build(sizes, bench_build(sizes, args.init_runs, with_django))
+
+    if "d" in parts:
+        print(f"\n(d) building the classes in one process, collector off, CPU medians of {args.ab_rounds} interleaved "
+              f"rounds: Timber's build_models + configure vs plain SQLAlchemy declarative classes + configure")
+        for apps, fig in bench_build_in_process([n for n in sizes if n >= 10], args.ab_rounds).items():
+            t, p = fig["timber"], fig["plain"]
+            print(f"  {apps:3d} apps: timber {t['models']} models {t['classes'] * 1000:.0f} + {t['configure'] * 1000:.0f} "
+                  f"= {t['total'] * 1000:.0f} ms ({t['total'] * 1000 / t['models']:.2f} ms/model); plain {p['models']} "
+                  f"models {p['classes'] * 1000:.0f} + {p['configure'] * 1000:.0f} = {p['total'] * 1000:.0f} ms "
+                  f"({p['total'] * 1000 / p['models']:.2f} ms/model): {t['total'] / p['total']:.2f}x "
+                  f"(target <= 1.0x: {'met' if t['total'] <= p['total'] else 'MISSED'})")
 
 
 if __name__ == "__main__":

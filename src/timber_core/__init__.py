@@ -54,9 +54,12 @@ def initialize_timber(
 
     See :func:`timber_core.kernel.initialize_timber` for the settings.
     """
-    from .kernel import initialize_timber as _init
+    from . import _collector
 
-    return _init(app_name, model_config_dirs=model_config_dirs, database_url=database_url, **settings)
+    with _collector.paused():  # also while the kernel's modules (SQLAlchemy, ...) are first imported
+        from .kernel import initialize_timber as _init
+
+        return _init(app_name, model_config_dirs=model_config_dirs, database_url=database_url, **settings)
 
 
 def get_model(name: str) -> type[Any]:

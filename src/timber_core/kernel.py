@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy.exc
 from sqlalchemy import MetaData
 
-from . import _kernel_plugin, context
+from . import _collector, _kernel_plugin, context
 from .apps import CONFLICT, KERNEL_APP, App, AppRegistry, ModelProblem
 from .config import TimberConfig
 from .containment import load_contained
@@ -232,8 +232,9 @@ def shutdown() -> None:
     NotInitializedError, there is no default app context, the configuration is read from the
     environment again on next use, the CLI discovers the apps again, and the shared service
     singletons (``timber_core.services.persistence``), which look the kernel up at each call,
-    refuse until the next ``initialize_timber``. Safe to call at any time, also twice; the
-    public way for tests to start clean (docs/testing.md).
+    refuse until the next ``initialize_timber``, and what the first start-up froze
+    (``gc.freeze()``) is unfrozen, so the closed kernel can be collected. Safe to call at
+    any time, also twice; the public way for tests to start clean (docs/testing.md).
     """
     global _kernel
     with _lock:
@@ -246,6 +247,7 @@ def shutdown() -> None:
         cli._reset_discovery()
     if previous is not None:
         previous.close()
+    _collector.release()  # the closed kernel's objects must be collectable
 
 
 def _validator(apps: AppRegistry) -> Any:
@@ -352,13 +354,17 @@ def initialize_timber(
     kernel. Safe to call again: the new kernel replaces the old one, whose
     connections are closed.
 
+    The garbage collector is disabled while it runs and enabled again after (also
+    when it raises); the first successful call of a process then freezes the heap (``gc.freeze()``),
+    so a later full collection and the interpreter's exit do not traverse
+    the models again. ``shutdown()`` and a replacement unfreeze it (docs/performance.md).
+
     ``model_config_dirs`` adds model directories to ``app_name`` (or defines it,
     when no plugin of that name is installed, with the ``session_types`` setting).
     Other settings: ``create_tables`` (default: True on SQLite), ``echo``,
     ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (seconds, default
     ``TIMBER_CONNECT_TIMEOUT``), ``config`` (a TimberConfig).
     """
-    global _kernel
     unknown = sorted(set(settings) - set(_SETTINGS))
     if unknown:
         raise ConfigurationError(
@@ -370,6 +376,18 @@ def initialize_timber(
         )
     if app_name == PLATFORM:
         raise ConfigurationError("app_name='platform' is reserved; initialize as an app and use platform_context()")
+    # The collector would traverse the classes being built again and again for little garbage;
+    # the published kernel is frozen so later collections, and the one at exit, skip it (_collector).
+    with _collector.paused():
+        kernel = _start(app_name, model_config_dirs, database_url, settings)
+        _collector.freeze()
+    return kernel
+
+
+def _start(app_name: str | None, model_config_dirs: list[str] | None, database_url: str | None,
+           settings: dict[str, Any]) -> Kernel:
+    """Phases 1 to 5 of :func:`initialize_timber`, its arguments checked."""
+    global _kernel
     config: TimberConfig = settings.get("config") or TimberConfig.load()
 
     # Phase 1: apps.
@@ -444,4 +462,5 @@ def initialize_timber(
         context._set_default(app_name, _validator(apps))
     if previous is not None:  # its engine is never the new one: each kernel makes its own
         previous.close()
+        _collector.release()  # a replaced kernel's objects must be collectable
     return kernel

@@ -62,14 +62,17 @@ class DirectApp:
         self.session_types = list(session_types)
 
 
-def _dist_name(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return dist.name if dist is not None else f"<entry point {ep.value}>"
+def _dist_name_version(ep: EntryPoint) -> tuple[str, str]:
+    """The name and version of the distribution of ``ep``, from ONE read of its metadata.
 
-
-def _dist_version(ep: EntryPoint) -> str:
+    (``dist.name`` and ``dist.version`` each parse the METADATA file again: at 200 apps installed
+    that was a tenth of ``timber apps list``.)
+    """
     dist = getattr(ep, "dist", None)
-    return dist.version if dist is not None else ""
+    if dist is None:
+        return f"<entry point {ep.value}>", ""
+    meta = dist.metadata
+    return meta["Name"], meta["Version"]
 
 
 def new_manager() -> pluggy.PluginManager:
@@ -304,15 +307,15 @@ def discover(
 
     for name in sorted(by_name):
         eps = by_name[name]
-        first = eps[0]
-        app = App(name=name, distribution=_dist_name(first), version=_dist_version(first))
+        dist_names = [_dist_name_version(ep) for ep in eps]
+        app = App(name=name, distribution=dist_names[0][0], version=dist_names[0][1])
         apps.append(app)
         bad_name = _check_name(name, f"distribution {app.distribution}")
         if bad_name:
             app.status, app.error = BROKEN, bad_name
             problems.append(Problem(name, bad_name))
             continue
-        dists = sorted({_dist_name(ep) for ep in eps})
+        dists = sorted({dist for dist, _version in dist_names})
         if len(eps) > 1:
             # pluggy would silently keep one of them (FIELD-NOTES); say which clash.
             app.status = CONFLICT
@@ -327,7 +330,7 @@ def discover(
             app.status = DISABLED
             app.error = "left out by TIMBER_APPS" if name not in disabled else "left out by TIMBER_DISABLE_APPS"
             continue
-        _load(pm, app, first.load, apps)
+        _load(pm, app, eps[0].load, apps)
         if app.status == BROKEN:
             problems.append(Problem(name, f"plugin from {app.distribution} is broken and left out: {app.error}"))
 

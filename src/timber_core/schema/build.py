@@ -25,7 +25,7 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, backref, relationship
+from sqlalchemy.orm import backref, registry, relationship
 from sqlalchemy.types import TypeEngine
 
 from .spec import ColumnSpec, ModelSpec, TypeSpec
@@ -147,14 +147,22 @@ def _relationship(model: ModelSpec, rel: Any) -> Any:
     return relationship(rel.model, **kwargs)
 
 
-def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[str, type[Any]]]:
-    """Map every model spec to a class on one fresh declarative base.
+def build_models(models: list[ModelSpec]) -> tuple[type[Any], dict[str, type[Any]]]:
+    """Map every model spec to a class under one fresh base, in one registry.
 
-    Return the base (its ``metadata`` holds every table) and the classes by model name.
-    Each class carries its spec as ``__timber_model__``.
+    Return the base and the classes by model name. The base carries ``metadata`` (every
+    table) and ``registry`` (every mapper), as a declarative base does; each class carries
+    ``__table__``, ``__tablename__``, the keyword constructor of declarative classes, and
+    its spec as ``__timber_model__``.
     """
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    base: type[DeclarativeBase] = type("TimberBase", (DeclarativeBase,), {"metadata": metadata, "__abstract__": True})
+    mapper_registry = registry(metadata=metadata)
+    # Mapped imperatively, not by subclassing a DeclarativeBase: the table is already built, and
+    # declarative's scan of each class body for what to map costs about 10 % of building the
+    # classes for nothing (docs/performance.md, "Building the models").
+    base = type("TimberBase", (), {"metadata": metadata, "registry": mapper_registry,
+                                   "__init__": mapper_registry.constructor, "__module__": "timber_models",
+                                   "__doc__": "The base of every mapped class of one kernel."})
     classes: dict[str, type[Any]] = {}
     for model in models:
         table = Table(
@@ -164,22 +172,22 @@ def build_models(models: list[ModelSpec]) -> tuple[type[DeclarativeBase], dict[s
             *[Index(ix.name, *map(attribute_name, ix.columns), unique=ix.unique) for ix in model.indexes],
             comment=model.description,
         )
-        attrs: dict[str, Any] = {
+        cls = type(model.name, (base,), {
             "__table__": table,
             # Code written for plain declarative models reads Model.__tablename__; keep it working.
             "__tablename__": model.table_name,
             "__timber_model__": model,
             "__module__": f"timber_models.{model.app}",
             "__doc__": model.description,
-        }
-        for rel in model.relationships:
-            attrs[rel.name] = _relationship(model, rel)
-        classes[model.name] = type(model.name, (base,), attrs)
+        })
+        mapper_registry.map_imperatively(
+            cls, table, properties={rel.name: _relationship(model, rel) for rel in model.relationships})
+        classes[model.name] = cls
         encrypted = [c for c in model.columns if c.encrypted]
         if encrypted:
             from ..encryption.types import listen_encrypted
 
-            listen_encrypted(classes[model.name], [attribute_name(c.name) for c in encrypted],
+            listen_encrypted(cls, [attribute_name(c.name) for c in encrypted],
                              [(attribute_name(c.name), attribute_name(c.blind_index_column))
                               for c in encrypted if c.blind_index])
     return base, classes
