@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,23 +65,9 @@ def _kid(key: str) -> str:
 
 def home_key(home: Path) -> str:
     """Return the key in ``home/secret_key``, creating it first (0600, atomically) if missing."""
-    path = home / KEY_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    home.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=home, prefix=".secret_key.")  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48) + "\n")
-        try:
-            os.link(tmp, path)  # fails if another process made it first: theirs is the one kept
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
+    from ._home_secret import home_secret
+
+    return home_secret(home / KEY_FILE, secrets.token_urlsafe(48))
 
 
 def signing_keys(kernel: Kernel) -> Keys:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .._home_secret import home_secret
 from ..config import encryption_keys
 from ..errors import ConfigurationError
 
@@ -138,26 +138,6 @@ class FieldKeys:
         return _stdlib_hmac.digest(key, value.encode("utf-8"), "sha256").hex()
 
 
-def _home_secret(path: Path, make: str) -> str:
-    """Return the text of ``path``, creating it first with ``make`` (0600, atomically) if missing."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(make + "\n")
-        try:
-            os.link(tmp, path)  # fails if another process made it first: theirs is the one kept
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
-
-
 def _read_key_file(path: str, name: str) -> tuple[str, ...]:
     """Return the keys of the file ``path`` (one a line, ``#`` comments); ``name`` says what it is in errors."""
     try:
@@ -195,7 +175,7 @@ def load_field_keys(config: Any, dialect: str, columns: str, blind_index: bool) 
                                      f"put one there (`timber keys generate`)")
     elif dialect == "sqlite":
         path = home / KEY_FILE
-        _home_secret(path, generate_key())
+        home_secret(path, generate_key())
         keys, source = _read_key_file(str(path), f"the generated key file {path}"), str(path)
     else:
         raise _refuse("TIMBER_ENCRYPTION_KEYS", f"the encrypted columns {columns} need a key")
@@ -203,7 +183,7 @@ def load_field_keys(config: Any, dialect: str, columns: str, blind_index: bool) 
     if blind_index:
         secret = config.BLIND_INDEX_KEY
         if secret is None and dialect == "sqlite":
-            secret = _home_secret(home / BLIND_INDEX_KEY_FILE, secrets.token_urlsafe(48))
+            secret = home_secret(home / BLIND_INDEX_KEY_FILE, secrets.token_urlsafe(48))
         if secret is None:
             raise _refuse("TIMBER_BLIND_INDEX_KEY", "blind_index: true columns need a secret to hash with")
         if len(secret) < _MIN_BLIND_INDEX_SECRET:
