@@ -86,7 +86,7 @@ def cli_coverage(session: nox.Session) -> None:
 
 
 #: Bench-only dependencies: comparators, never dependencies of the kernel. Django: bench_startup's (c).
-BENCH_TOOLS = ["django>=5"]
+BENCH_TOOLS = ["django>=5", "httpx>=0.27"]  # httpx: the web benches drive the servers
 #: Every benchmark whose figures are in docs/ (performance.md; isolation.md for the SQLite wall), with the
 #: arguments the docs give. ``{pg}`` is the PostgreSQL server each creates a scratch database on.
 BENCHES = {
@@ -95,11 +95,17 @@ BENCHES = {
                       "--local-queries", "10", "--sentences", "2000", "--recall-queries", "100"],
     "vector_index": ["bench/bench_vector_index.py", "--notes", "5000", "--rounds", "3"],
     "services": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "200", "--rounds", "9"],
+    "services_calls": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "10", "--rounds", "61"],
     "rls": ["bench/bench_rls.py", "--url", "{pg}", "--rounds", "9", "--n", "500"],
+    "rls_context": ["bench/bench_rls.py", "--url", "{pg}", "--rounds", "15", "--n", "100"],
     "load": ["bench/bench_load.py", "--procs", "8", "--ops", "150", "--drain", "both", "--postgres", "{pg}"],
-    "web_sqlite": ["bench/bench_web.py", "--requests", "600", "--rounds", "3", "--concurrency", "8"],
-    "web_postgres": ["bench/bench_web.py", "--requests", "600", "--rounds", "3", "--concurrency", "8",
+    "web_sqlite": ["bench/bench_web.py", "--requests", "600", "--rounds", "5", "--concurrency", "8"],
+    "web_postgres": ["bench/bench_web.py", "--requests", "600", "--rounds", "5", "--concurrency", "8",
                      "--database-url", "{pg}"],
+    "web_inprocess": ["bench/bench_web_inprocess.py", "--requests", "800", "--rounds", "5"],
+    "encryption": ["bench/bench_encryption.py", "--rounds", "21", "--postgres", "{pg}"],
+    "cache": ["bench/bench_cache.py", "--database-url", "{pg}", "--redis-url", "redis://127.0.0.1:6379/0",
+              "--calls", "1000", "--rounds", "5"],
     "sqlite_wall": ["bench/bench_sqlite_wall.py", "--rounds", "30", "--n", "100"],
 }
 
