@@ -187,39 +187,51 @@ print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(kernel
 """
 
 
-_PLAIN_PROBE = """
-import gc, json, sys, time, uuid, datetime
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime, create_engine
-from sqlalchemy.orm import DeclarativeBase, relationship, configure_mappers
+#: The plain SQLAlchemy declarative classes for the generated apps' tables (what Timber builds
+#: from their YAML), shared by the probes of (c) and (d): ``plain_models(apps, per_app)`` returns
+#: the base and every class. The caller keeps the classes alive, as an application does: a
+#: registry holds its mappers weakly, and classes dropped on the floor are collected before
+#: configure_mappers() ever sees them.
+_PLAIN_MODELS = """
+import uuid
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime
+from sqlalchemy.orm import DeclarativeBase, relationship
+def plain_models(apps, per_app):
+    class Base(DeclarativeBase):
+        pass
+    class User(Base):
+        __tablename__ = "users"
+        id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+        email = Column(String(255), unique=True, nullable=False)
+        username = Column(String(100), unique=True, nullable=False)
+        created_at = Column(DateTime(timezone=True), nullable=False)
+        updated_at = Column(DateTime(timezone=True), nullable=False)
+    classes = [User]
+    for a in range(apps):
+        for m in range(per_app):
+            table = f"gen{a:03d}_thing{m}"
+            classes.append(type(f"Gen{a:03d}Thing{m}", (Base,), {
+                "__tablename__": table,
+                "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
+                "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+                "title": Column(String(200), nullable=False), "body": Column(Text),
+                "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
+                "active": Column(Boolean, default=True), "data": Column(JSON),
+                "created_at": Column(DateTime(timezone=True), nullable=False),
+                "updated_at": Column(DateTime(timezone=True), nullable=False),
+                "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
+                "user": relationship("User", backref=f"{table}_rows"),
+            }))
+    return Base, classes
+"""
+
+_PLAIN_PROBE = _PLAIN_MODELS + """
+import gc, json, sys, time
+from sqlalchemy import create_engine
+from sqlalchemy.orm import configure_mappers
 apps, per_app = int(sys.argv[1]), int(sys.argv[2])
-# Keep the classes alive, as an application does: a registry holds its mappers weakly, and
-# classes dropped on the floor are collected before configure_mappers() ever sees them.
-keep = []
 start, cpu = time.perf_counter(), time.process_time()
-class Base(DeclarativeBase):
-    pass
-class User(Base):
-    __tablename__ = "users"
-    id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
-    email = Column(String(255), unique=True, nullable=False)
-    username = Column(String(100), unique=True, nullable=False)
-    created_at = Column(DateTime(timezone=True), nullable=False)
-    updated_at = Column(DateTime(timezone=True), nullable=False)
-for a in range(apps):
-    for m in range(per_app):
-        table = f"gen{a:03d}_thing{m}"
-        keep.append(type(f"Gen{a:03d}Thing{m}", (Base,), {
-            "__tablename__": table,
-            "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
-            "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-            "title": Column(String(200), nullable=False), "body": Column(Text),
-            "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
-            "active": Column(Boolean, default=True), "data": Column(JSON),
-            "created_at": Column(DateTime(timezone=True), nullable=False),
-            "updated_at": Column(DateTime(timezone=True), nullable=False),
-            "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
-            "user": relationship("User", backref=f"{table}_rows"),
-        }))
+Base, keep = plain_models(apps, per_app)
 classes_cpu = time.process_time() - cpu
 configure_mappers()
 build_cpu = time.process_time() - cpu
@@ -230,7 +242,7 @@ with engine.connect() as conn:
     conn.commit()
 wall, cpu = time.perf_counter() - start, time.process_time() - cpu
 s = time.perf_counter(); gc.collect(); pause = time.perf_counter() - s
-print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(keep) + 1, "build_cpu": build_cpu,
+print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(keep), "build_cpu": build_cpu,
                   "classes_cpu": classes_cpu, "configure_cpu": build_cpu - classes_cpu, "t_end": time.time()}))
 """
 
@@ -379,10 +391,8 @@ def bench_sweep_cli(sizes: list[int], runs: int) -> dict[int, tuple[float, float
 
 # (d): building the classes in one process, Timber's build_models against plain declarative classes, rounds
 # interleaved, the collector disabled for both (start-up pauses it): CPU of classes and of registry.configure().
-_BUILD_AB_PROBE = """
-import gc, json, statistics, sys, time, uuid
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, Numeric, String, Text, DateTime
-from sqlalchemy.orm import DeclarativeBase, relationship
+_BUILD_AB_PROBE = _PLAIN_MODELS + """
+import gc, json, statistics, sys, time
 from timber_core.containment import load_contained
 from timber_core.plugins import discover
 from timber_core.schema.build import build_models
@@ -391,33 +401,9 @@ schema = load_contained(apps)
 napps, rounds = int(sys.argv[1]), int(sys.argv[2])
 keep = []
 def plain():
-    class Base(DeclarativeBase):
-        pass
-    class User(Base):
-        __tablename__ = "users"
-        id = Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
-        email = Column(String(255), unique=True, nullable=False)
-        username = Column(String(100), unique=True, nullable=False)
-        created_at = Column(DateTime(timezone=True), nullable=False)
-        updated_at = Column(DateTime(timezone=True), nullable=False)
-    k = [User]
-    for a in range(napps):
-        for m in range(10):
-            table = f"gen{a:03d}_thing{m}"
-            k.append(type(f"Gen{a:03d}Thing{m}", (Base,), {
-                "__tablename__": table,
-                "id": Column(String(36), primary_key=True, default=lambda: str(uuid.uuid4())),
-                "user_id": Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-                "title": Column(String(200), nullable=False), "body": Column(Text),
-                "amount": Column(Numeric(12, 2)), "quantity": Column(Integer, default=0),
-                "active": Column(Boolean, default=True), "data": Column(JSON),
-                "created_at": Column(DateTime(timezone=True), nullable=False),
-                "updated_at": Column(DateTime(timezone=True), nullable=False),
-                "__table_args__": (Index(f"ix_{table}_user_id_title", "user_id", "title"),),
-                "user": relationship("User", backref=f"{table}_rows"),
-            }))
+    base, k = plain_models(napps, 10)
     mid = time.process_time()
-    Base.registry.configure()
+    base.registry.configure()
     keep.append(k)
     return mid, len(k)
 def timber():
