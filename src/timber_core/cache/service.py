@@ -134,15 +134,7 @@ class Cache:
         from ..services._validate import check_id
 
         check_id(user_id, "user_id", "forget_user")
-        prefix = f"{self.prefix}:u:{_user_part(user_id)}:"
-
-        def run() -> None:
-            try:
-                self.backend.delete_prefix(prefix)
-            except Exception:  # noqa: BLE001 - backend down: kept for recovery, counted
-                self._count(KERNEL_NAMESPACE, 2)
-
-        self._after_commit(run)
+        self._after_commit(KERNEL_NAMESPACE, self.backend.delete_prefix, f"{self.prefix}:u:{_user_part(user_id)}:")
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Return ``{namespace: {"hits", "misses", "errors"}}`` counted by this process."""
@@ -185,23 +177,23 @@ class Cache:
     def drop(self, namespace: str, user_id: str | None, families: Iterable[str]) -> None:
         """Drop ``families`` of ``user_id`` in ``namespace`` once the caller's transaction commits."""
         keys = [self._key(namespace, user_id, f) for f in families]
-        if not keys or not self.enabled:
-            return
+        if keys and self.enabled:
+            self._after_commit(namespace, self.backend.delete, keys)
+
+    # -- inside
+    def _after_commit(self, namespace: str, op: Callable[[Any], None], arg: Any) -> None:
+        """Run the backend's ``op(arg)`` once the caller's transaction commits; a failure is counted, not raised."""
 
         def run() -> None:
             try:
-                self.backend.delete(keys)
+                op(arg)
             except Exception:  # noqa: BLE001 - backend down: kept for recovery, counted
                 self._count(namespace, 2)
 
-        self._after_commit(run)
-
-    # -- inside
-    def _after_commit(self, callback: Callable[[], None]) -> None:
         if self._db is None:
-            callback()
+            run()
         else:
-            self._db.after_commit(callback)
+            self._db.after_commit(run)
 
     def _caller(self, call: str, key: Any, user_id: Any) -> tuple[str, str | None]:
         from ..services._validate import check_id
