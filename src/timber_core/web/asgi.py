@@ -39,11 +39,19 @@ def bearer_token(scope: Scope) -> str | None:
     """
     for name, value in scope.get("headers") or ():
         if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise AuthenticationError("Authorization header must be 'Bearer <access token>'")
-            return token.strip()
+            return token_of_header(value.decode("latin-1"))
     return None
+
+
+def token_of_header(value: str) -> str:
+    """Return the token of an ``Authorization: Bearer <token>`` header's value (ASGI and WSGI alike).
+
+    Raise AuthenticationError for another scheme or no token.
+    """
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Authorization header must be 'Bearer <access token>'")
+    return token.strip()
 
 
 class TimberMiddleware:

@@ -17,12 +17,14 @@ response body, so a server thread reused for the next request never carries this
 from __future__ import annotations
 
 import contextvars
+from http import HTTPStatus
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..auth import KernelKeys, verify_token
 from ..context import current_user, set_context
 from ..errors import AuthenticationError, TimberError
+from .asgi import token_of_header
 from .errors import error_body, error_for
 
 __all__ = ["TimberWSGIMiddleware", "init_flask", "require_user"]
@@ -42,12 +44,7 @@ def require_user() -> str:
 
 def _bearer(environ: dict[str, Any]) -> str | None:
     value = environ.get("HTTP_AUTHORIZATION")
-    if value is None:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("Authorization header must be 'Bearer <access token>'")
-    return token.strip()
+    return None if value is None else token_of_header(value)
 
 
 class _Body:
@@ -91,13 +88,10 @@ class TimberWSGIMiddleware:
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
             if status == 401:
                 headers.append(("WWW-Authenticate", "Bearer"))
-            start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [payload]
         return _Body(ctx, body)
 
-
-_REASONS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-            422: "Unprocessable Entity", 500: "Internal Server Error"}
 
 
 def init_flask(app: Any, app_name: str) -> Any:
