@@ -11,6 +11,7 @@ import pytest
 import timber_core
 from timber_core.config import TimberConfig
 from timber_core.encryption import generate_key
+from tests._databases import database_url
 
 PLUGINS = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
 #: Two fixed keys and a blind-index secret, so a test can say which key wrote a row.
@@ -36,9 +37,7 @@ def vault_installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database: a SQLite file, or a scratch PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vault.db'}"
-    return str(request.getfixturevalue("scratch_postgres"))
+    return database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import timber_core
 from timber_core import app_context, platform_context
 from timber_core.config import TimberConfig
 from tests.vectors.conftest import model_env, offline_model_dir  # noqa: F401  (fixtures)
+from tests._databases import database_url
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plugins"
 PORTFOLIO = FIXTURES / "portfolio"
@@ -60,9 +61,7 @@ def start(url: str) -> Any:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database of each kind (a scratch PostgreSQL database is dropped after the test)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/timber.db"
-    return str(request.getfixturevalue("scratch_postgres"))
+    return database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from timber_core import cli as cli_module
 from timber_core.config import TimberConfig
 from timber_core.context import app_context
 from timber_core.services.persistence import notification_service, session_service, tracker_service, user_service
+from tests._databases import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "tests" / "fixtures" / "plugins"
@@ -62,9 +63,7 @@ def installed(monkeypatch: pytest.MonkeyPatch, offline_model_dir: str) -> Iterat
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path, installed: None) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/timber.db"
-    return str(request.getfixturevalue("scratch_postgres"))
+    return database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._databases import database_url
+
 from .procs import (
     Proc, child_env, display, python, reached, release, stalled_pid, stop_all, tables, timber, versions, wait_until,
 )
@@ -32,9 +34,7 @@ PG_LOCK_KEY = 8388356050548255079  # b"timbrmig"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a SQLite file under tmp_path, or a scratch PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/timber.db"
-    return str(request.getfixturevalue("scratch_postgres"))
+    return database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

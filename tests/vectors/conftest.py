@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from timber_core.vectors.store import VectorStore
+from tests._databases import database_url  # noqa: F401  (the vector tests import it from here)
 
 def _opener(kind: str, tmp_path: Path) -> Callable[[], VectorStore]:
     if kind == "sqlite":
@@ -81,13 +82,6 @@ def model_env(offline_model_dir: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("TIMBER_VECTOR_DRAIN", raising=False)
     monkeypatch.delenv("ENABLE_VECTOR_SEARCH", raising=False)
     return offline_model_dir
-
-
-def database_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database of ``kind`` (``sqlite`` file or a scratch ``postgresql`` database)."""
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path}/timber.db"
-    return str(request.getfixturevalue("scratch_postgres"))
 
 
 def start(url: str, app: str = "grove") -> Any:
