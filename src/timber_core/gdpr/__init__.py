@@ -45,7 +45,7 @@ def erase_user(user_id: str, mode: str = "delete", *, requested_by: str = "platf
     modes the ``users`` row, its password and its pending vector-outbox work go, and a record
     is written to ``timber_gdpr_audit`` (``requested_by``, when, mode, rows per app: no data of
     the user). After the commit the user's points leave every vector collection, the cache
-    forgets the user (``kernel.cache.forget_user``, when the kernel has a cache) and the record
+    forgets the user (``kernel.cache.forget_user``) and the record
     is completed. Idempotent: a re-run after a crash finds no rows and finishes the rest.
     """
     from ..kernel import get_kernel

@@ -65,9 +65,7 @@ def erase_user(kernel: Kernel, user_id: str, mode: str, requested_by: str) -> Er
     # 2. What lives outside the database. A crash from here on leaves the record incomplete
     # (completed_at NULL); running erase_user again finds no rows and finishes these steps.
     points = _vectors.delete_points_of(kernel, user_id)
-    cache = getattr(kernel, "cache", None)
-    if cache is not None:  # the shared cache, where the kernel has one
-        cache.forget_user(user_id)
+    kernel.cache.forget_user(user_id)
     with kernel.db.connection() as conn:
         _audit.complete(conn, audit_id, points)
     return Erasure(audit_id, mode, rows, points)
