@@ -165,26 +165,6 @@ def run(label: str, database_url: str | None, procs: int, ops: int, drain: str, 
             f" {', '.join(f'{k}: {v}' for k, v in sorted(errors.items())) or 'none'} | {queued} |")
 
 
-def scratch_postgres(admin_url: str) -> tuple[str, Any]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(admin_url)
-    if base.drivername in ("postgresql", "postgres"):
-        base = base.set(drivername="postgresql+psycopg")
-    name = f"timber_load_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
@@ -209,11 +189,10 @@ def main() -> None:
     for drain in drains:
         print(run("SQLite + sqlite-vec (embedded)", None, args.procs, args.ops, drain, model_dir), flush=True)
         if args.postgres:
-            url, drop = scratch_postgres(args.postgres)
-            try:
+            from timber_core.testing import scratch_database
+
+            with scratch_database(args.postgres) as url:
                 print(run("PostgreSQL + sqlite-vec", url, args.procs, args.ops, drain, model_dir), flush=True)
-            finally:
-                drop()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import httpx
 
+from timber_core.testing import scratch_database
+
 HERE = Path(__file__).resolve().parent
 KEY = "bench-web-key-" + "k" * 32
 PASSWORD = "correct horse battery"
@@ -43,27 +46,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _scratch(server: str) -> tuple[str, object]:
-    """Create a scratch database on ``server``'s PostgreSQL; return its URL and a function dropping it."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(server)
-    if base.drivername in ("postgresql", "postgres"):
-        base = base.set(drivername="postgresql+psycopg")
-    name = f"timber_bench_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -111,8 +93,16 @@ def main() -> None:
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="timber-bench-web-")
-    scratch = _scratch(args.database_url) if args.database_url else None
-    url = scratch[0] if scratch else f"sqlite:///{home}/timber.db"
+    with contextlib.ExitStack() as stack:
+        url = (stack.enter_context(scratch_database(args.database_url)) if args.database_url
+               else f"sqlite:///{home}/timber.db")
+        results, cpu = _measure(url, home, args)
+    _report(url, args, results, cpu)
+
+
+def _measure(url: str, home: str, args: argparse.Namespace) -> tuple[dict[str, tuple[list[float], list[float]]],
+                                                                      dict[str, list[float]]]:
+    """Start both servers on ``url``, run the interleaved rounds; return requests/s and latencies, and CPU per request."""
     env = {**os.environ, "TIMBER_HOME": home, "DATABASE_URL": url, "TIMBER_SECRET_KEYS": KEY}
     timber = [sys.executable, "-c", "import sys; sys.argv[0] = 'timber'; from timber_core.cli import main; main()"]
     subprocess.run([*timber, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -145,8 +135,11 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=20)
-        if scratch:
-            scratch[1]()  # type: ignore[operator]
+    return results, cpu
+
+
+def _report(url: str, args: argparse.Namespace, results: dict[str, tuple[list[float], list[float]]],
+            cpu: dict[str, list[float]]) -> None:
     print(f"database: {url.split('://')[0]}; {args.rounds} rounds x {args.requests} requests, "
           f"concurrency {args.concurrency}, one worker each")
     summary = {}
