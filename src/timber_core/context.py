@@ -49,12 +49,15 @@ _user: contextvars.ContextVar[str | None] = contextvars.ContextVar("timber_user"
 _default_app: str | None = None
 # Set by the kernel: validates an app name and returns it, or raises.
 _validator: "callable[[str], str] | None" = None  # type: ignore[valid-type]
+# Set by the kernel: called on entering the platform context (maps every app's classes).
+_on_platform: Callable[[], None] | None = None
 
 
-def _set_default(app_name: str | None, validator: object = None) -> None:
-    global _default_app, _validator
+def _set_default(app_name: str | None, validator: object = None, on_platform: Callable[[], None] | None = None) -> None:
+    global _default_app, _validator, _on_platform
     _default_app = app_name
     _validator = validator  # type: ignore[assignment]
+    _on_platform = on_platform
 
 
 def current_app() -> str:
@@ -95,6 +98,8 @@ def app_context(app_name: str) -> Iterator[str]:
     Once a kernel is initialized, also raise :class:`NotFoundError` when no app of that
     name is installed, :class:`PluginError` when it is left out (broken, in conflict,
     disabled), and ConfigurationError for ``"timber"``, the kernel, which is not an app.
+    The first entry into an app maps its classes (and its dependencies') if the kernel was
+    initialized for another app; :class:`SchemaError` when they cannot be mapped.
     """
     if app_name == PLATFORM:
         raise ConfigurationError(
@@ -112,7 +117,13 @@ def app_context(app_name: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def platform_context() -> Iterator[str]:
-    """Run the block in the explicit cross-app context (analytics, unified search, GDPR)."""
+    """Run the block in the explicit cross-app context (analytics, unified search, GDPR).
+
+    Once a kernel is initialized, the first entry maps every app's classes not mapped yet
+    (docs/models.md, "What is built when").
+    """
+    if _on_platform is not None:
+        _on_platform()
     token = _app.set(PLATFORM)
     try:
         yield PLATFORM

@@ -54,28 +54,42 @@ def _spec(cls: type) -> ModelSpec | None:
 class Isolation:
     """The ORM guards for one kernel: its apps and its mapped classes."""
 
-    def __init__(self, apps: AppRegistry, classes: dict[str, type]) -> None:
+    def __init__(self, apps: AppRegistry, classes: dict[str, type], specs: list[ModelSpec] | None = None) -> None:
+        """Guard ``classes`` (the mapped ones) and every table of ``specs`` (default: the classes' specs).
+
+        A kernel maps an app's classes on first need (docs/models.md, "What is built when"):
+        ``specs`` lists every model, built or not, so the check of compiled statements knows
+        every table from the start; :meth:`add` takes the classes mapped later.
+        """
         self.apps = apps
-        self.classes = classes
-        self.typed = [
-            (cls, getattr(cls, attribute_name(spec.typed_by)), spec.typed_by)
-            for cls in classes.values()
-            if (spec := _spec(cls)) is not None and spec.typed_by
-        ]
+        self.classes: dict[str, type] = {}
+        self.typed: list[tuple[type, Any, str]] = []
         #: (class, owner column attribute, owner column name) of every model declaring ``owned_by``.
-        self.owned = [
-            (cls, getattr(cls, attribute_name(spec.owned_by)), spec.owned_by)
-            for cls in classes.values()
-            if (spec := _spec(cls)) is not None and spec.owned_by
-        ]
+        self.owned: list[tuple[type, Any, str]] = []
+        if specs is None:
+            specs = [spec for cls in classes.values() if (spec := _spec(cls)) is not None]
         #: Table name -> spec, for the check of compiled statements.
-        self.tables: dict[str, ModelSpec] = {
-            spec.table_name: spec for cls in classes.values() if (spec := _spec(cls)) is not None
-        }
+        self.tables: dict[str, ModelSpec] = {spec.table_name: spec for spec in specs}
         #: Table name -> type column name, for the shared typed tables.
         self.typed_tables: dict[str, str] = {
             spec.table_name: spec.typed_by for spec in self.tables.values() if spec.typed_by
         }
+        self.add(classes)
+
+    def add(self, classes: dict[str, type]) -> None:
+        """Guard ``classes``, just mapped: their type and owner filters apply from the next statement."""
+        # New lists, swapped in whole: a statement running in another thread keeps the list it read.
+        self.classes = {**self.classes, **classes}
+        self.typed = self.typed + [
+            (cls, getattr(cls, attribute_name(spec.typed_by)), spec.typed_by)
+            for cls in classes.values()
+            if (spec := _spec(cls)) is not None and spec.typed_by
+        ]
+        self.owned = self.owned + [
+            (cls, getattr(cls, attribute_name(spec.owned_by)), spec.owned_by)
+            for cls in classes.values()
+            if (spec := _spec(cls)) is not None and spec.owned_by
+        ]
 
     # -- model boundaries -------------------------------------------------
     def check_model(self, spec: ModelSpec, app: str, action: str = "use") -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 
 from . import _collector, _kernel_plugin, context
 from .apps import CONFLICT, KERNEL_APP, App, AppRegistry, ModelProblem
@@ -23,7 +23,7 @@ from .errors import ConfigurationError, NotFoundError, NotInitializedError, Plug
 from .isolation import Isolation
 from .plugins import DirectApp, Failure, bind_services, discover, start_app
 from .schema import Schema
-from .schema.build import build_models
+from .schema.build import build_tables, map_models
 from .schema.spec import ModelSpec, SchemaProblem, Where
 
 __all__ = ["Kernel", "initialize_timber", "get_kernel", "shutdown"]
@@ -110,11 +110,55 @@ class ServiceRegistry(Mapping[str, Any]):
         return len(self._factories)
 
 
+class ModelMap(Mapping[str, type]):
+    """The kernel's mapped classes by model name; an app's classes are mapped on first need.
+
+    Its names are every loaded app's models, mapped yet or not (``in``, ``len``, iteration
+    map nothing). ``models[name]`` (so ``get``, ``values``, ``items``) maps the owning app's
+    classes first, with those of the apps it depends on, as entering that app's context does
+    (docs/models.md, "What is built when"): iterating ``values()`` maps every app.
+    :meth:`built` answers without mapping.
+    """
+
+    def __init__(self, kernel: Kernel, owners: dict[str, str], classes: dict[str, type]) -> None:
+        self._kernel = kernel
+        self._owners = owners
+        self._classes = classes
+
+    def __getitem__(self, name: str) -> type:
+        cls = self._classes.get(name)
+        if cls is None:
+            owner = self._owners[name]  # KeyError for a name no loaded app declares, as a dict
+            self._kernel._ensure_built(owner)
+            cls = self._classes[name]
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._owners
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owners)
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+    def built(self, name: str) -> type | None:
+        """Return model ``name``'s class if it is mapped already, else None (mapping nothing)."""
+        return self._classes.get(name)
+
+    def mapped(self) -> dict[str, type]:
+        """Return a copy of the classes mapped so far, by model name."""
+        return dict(self._classes)
+
+    def __repr__(self) -> str:
+        return f"<ModelMap {len(self._classes)} of {len(self._owners)} mapped>"
+
+
 class Kernel:
     """Everything ``initialize_timber`` built: apps, models, database, services.
 
     Attributes: ``app_name`` (the default context; None for a kernel built with no app), ``apps`` (:class:`AppRegistry`),
-    ``models`` (mapped classes by model name), ``metadata`` (one MetaData for every
+    ``models`` (:class:`ModelMap`: the classes by model name, an app's mapped on first need), ``metadata`` (one MetaData for every
     table), ``db`` (:class:`DatabaseManager`), ``services``, ``config``, ``vectors``
     (:class:`~timber_core.vectors.runtime.VectorRuntime`: outbox, store, embedders), ``cache``
     (:class:`~timber_core.cache.Cache`).
@@ -130,20 +174,33 @@ class Kernel:
         classes: dict[str, type],
         db: DatabaseManager,
         config: TimberConfig,
+        tables: dict[str, Table] | None = None,
     ) -> None:
+        """``classes`` are the mapped classes; ``tables`` (every model's Table, by model name) is
+        given when some apps' classes are not mapped yet: they are mapped on first need."""
         self.app_name = app_name
         self.apps = apps
         self.plugin_manager = plugin_manager
         self.schema = schema
         self.base = base
-        self.models: dict[str, type] = classes
+        self._specs: dict[str, ModelSpec] = {m.name: m for m in schema.models}
+        mapped_apps = {cls.__timber_model__.app for cls in classes.values()}  # type: ignore[attr-defined]
+        #: The loaded apps whose classes are not mapped yet; guarded by ``_build_lock``.
+        self._unbuilt: frozenset[str] = frozenset(m.app for m in schema.models if m.app not in mapped_apps)
+        self._tables = tables or {}
+        #: The apps in the registry's order: each after the apps it depends on (plugins._order).
+        self._app_order = [KERNEL_APP, *(a.name for a in apps.loaded() if a.name != KERNEL_APP)]
+        self._build_lock = threading.Lock()
+        #: App -> the SchemaError its late mapping raised (it stays unmapped).
+        self._build_failures: dict[str, SchemaError] = {}
+        self.models = ModelMap(self, {m.name: m.app for m in schema.models}, dict(classes))
         self.metadata: MetaData = base.metadata
         self.db = db
         self.config = config
         #: The keys of encrypted columns (:class:`timber_core.encryption.FieldKeys`), loaded when the
         #: kernel starts; None when no model has an encrypted column.
         self.field_keys: Any = None
-        self.isolation = Isolation(apps, classes)
+        self.isolation = Isolation(apps, classes, schema.models)
         self.isolation.install(db.session_factory)
         #: On SQLite, the database wall (authorizer and temporary views); None on PostgreSQL.
         self.sqlite_wall: Any = None
@@ -167,23 +224,24 @@ class Kernel:
         self.services = ServiceRegistry(self)
 
     def spec(self, name: str) -> ModelSpec:
-        """Return the validated spec of model ``name``; raise NotFoundError with suggestions."""
-        cls = self.models.get(name)
-        if cls is None:
+        """Return the validated spec of model ``name`` (mapping nothing); raise NotFoundError with suggestions."""
+        spec = self._specs.get(name)
+        if spec is None:
             import difflib
 
-            close = difflib.get_close_matches(name, self.models, n=3)
+            close = difflib.get_close_matches(name, self._specs, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise NotFoundError(
                 f"no model named {name!r} is declared by any loaded app.{hint} "
-                f"Known models: {', '.join(sorted(self.models))}"
+                f"Known models: {', '.join(sorted(self._specs))}"
             )
-        return cls.__timber_model__  # type: ignore[attr-defined, no-any-return]
+        return spec
 
     def get_model(self, name: str) -> type[Any]:
         """Return model ``name`` if the current app context may use it.
 
-        Raise IsolationError naming the owner for another app's private model.
+        Raise IsolationError naming the owner for another app's private model. A model whose
+        app is not mapped yet (another app's shared model) is mapped first, with that app.
         """
         spec = self.spec(name)
         self.isolation.check_model(spec, current_app(), "use")
@@ -191,8 +249,7 @@ class Kernel:
 
     def table_owner(self, table: str) -> str:
         """Return the app owning ``table`` (``"timber"`` for the kernel's shared tables)."""
-        for cls in self.models.values():
-            spec = cls.__timber_model__  # type: ignore[attr-defined]
+        for spec in self.schema.models:
             if spec.table_name == table:
                 return str(spec.app)
         raise NotFoundError(f"no loaded model declares table {table!r}")
@@ -200,6 +257,76 @@ class Kernel:
     def models_of(self, app: str) -> list[ModelSpec]:
         """Return the specs of the models app ``app`` owns, in schema order."""
         return [m for m in self.schema.models if m.app == app]
+
+    def _closure(self, app: str) -> set[str]:
+        """``app``, the apps it depends on (transitively) and the kernel's own models."""
+        seen, todo = {KERNEL_APP}, [app]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo.extend(self.apps.get(name).depends)
+        return seen
+
+    def _ensure_built(self, app: str | None) -> None:
+        """Map the classes of ``app`` and of the apps it depends on (None: of every app), once.
+
+        Called on entering an app's context (``app_context``, ``set_context``), on
+        ``platform_context()`` (every app) and on reading an unmapped model in ``models``.
+        Under a lock: two threads entering an unmapped app map it once. An app whose
+        mapping fails stays unmapped, the others usable; entering it raises SchemaError
+        naming it, each time. With ``app=None`` an app that fails is skipped (warned once).
+        """
+        if not self._unbuilt and not self._build_failures:
+            return  # every app mapped: the common case costs two attribute reads
+        wanted = None if app is None else self._closure(app)
+        if wanted is not None:
+            failed = next((a for a in self._app_order if a in wanted and a in self._build_failures), None)
+            if failed is not None:
+                raise self._build_failures[failed]
+            if not (self._unbuilt & wanted):
+                return
+        elif not self._unbuilt:
+            return
+        with self._build_lock, _collector.paused():
+            # Dependencies first: their classes must be mapped when a relationship names them.
+            # Every app (None) means every app still loaded: one left out by its start-up hook stays unmapped.
+            chosen = wanted if wanted is not None else {a.name for a in self.apps.loaded()}
+            for name in [a for a in self._app_order if a in chosen and a in self._unbuilt]:
+                try:
+                    self._map_app(name)
+                except SchemaError as exc:
+                    if wanted is not None:
+                        raise
+                    log.warning("timber: app %r cannot be mapped and stays out of this process: %s", name, exc)
+
+    def _map_app(self, app: str) -> None:
+        """Map ``app``'s classes (its dependencies mapped already) and configure, under ``_build_lock``.
+
+        On failure, undo the mapping, record the SchemaError (raised again on each later entry) and raise it.
+        """
+        specs = [m for m in self.schema.models if m.app == app]
+        where = specs[0].where if specs else Where(app, "<models>", 0)
+        dep = next((d for d in self.apps.get(app).depends if d in self._build_failures), None)
+        registry = self.base.registry
+        try:
+            if dep is not None:
+                raise SchemaError([SchemaProblem(where, "depends", f"app {app!r} depends on app {dep!r}, whose "
+                                                                   f"models cannot be mapped: {self._build_failures[dep]}")])
+            classes = map_models(self.base, specs, self._tables)
+            registry.configure()
+        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.InvalidRequestError, SchemaError) as exc:
+            _unmap(registry, specs)
+            error = exc if isinstance(exc, SchemaError) else SchemaError([SchemaProblem(
+                where, "relationships", f"SQLAlchemy cannot configure the models of app {app!r}, so it cannot be "
+                                        f"entered in this process (the other apps can): {exc}")])
+            self._build_failures[app] = error
+            self._unbuilt = self._unbuilt - {app}
+            raise error from None
+        self.models._classes.update(classes)
+        self.isolation.add(classes)
+        self._unbuilt = self._unbuilt - {app}
 
     def close(self) -> None:
         """Close the vector store (if opened) and dispose of the engine's connections."""
@@ -213,6 +340,31 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel app={self.app_name!r} apps={[a.name for a in self.apps.loaded()]} db={self.db.display_url!r}>"
+
+
+def _unmap(registry: Any, specs: list[ModelSpec]) -> None:
+    """Take the classes of ``specs`` out of ``registry`` after their mapping failed.
+
+    SQLAlchemy keeps a mapper that failed to configure and refuses every later ``configure()``
+    naming it, which would stop every app of the kernel; disposing of the new mappers (and of the
+    backrefs they already added to mapped classes) leaves the registry as it was before.
+    """
+    ids = {id(s) for s in specs}
+    new = [m for m in list(registry.mappers) if id(getattr(m.class_, "__timber_model__", None)) in ids]
+    gone = set(new)
+    for mapper in list(registry.mappers):
+        if mapper in gone:
+            continue
+        for key, prop in list(mapper._props.items()):
+            if getattr(prop, "mapper", None) in gone or getattr(getattr(prop, "entity", None), "mapper", None) in gone:
+                del mapper._props[key]
+                mapper.class_manager.uninstrument_attribute(key)
+                mapper._expire_memoizations()
+    for mapper in new:
+        manager = mapper.class_manager
+        registry._managers.pop(manager, None)
+        registry._dispose_manager_and_mapper(manager)
+    registry._new_mappers = False
 
 
 def get_kernel() -> Kernel:
@@ -250,14 +402,19 @@ def shutdown() -> None:
     _collector.release()  # the closed kernel's objects must be collectable
 
 
-def _validator(apps: AppRegistry) -> Any:
+def _validator(kernel: Kernel) -> Any:
+    """The check of each app context entered: a loaded app, its classes mapped (first entry maps them)."""
+    apps = kernel.apps
+
     def validate(name: str) -> str:
         if name == KERNEL_APP:
             raise ConfigurationError(
                 "app_context('timber') is not allowed: the kernel is not an app; use "
                 "timber_core.platform_context() for cross-app work"
             )
-        return apps.require_loaded(name).name
+        name = apps.require_loaded(name).name
+        kernel._ensure_built(name)
+        return name
 
     return validate
 
@@ -269,16 +426,37 @@ def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
     so the registry holds nothing of it. Raise SchemaError when the kernel's own models
     fail or SQLAlchemy cannot configure the classes: no app can start then.
     """
+    schema, base, classes, _tables = _build_schema(apps, None)
+    return schema, base, classes
+
+
+def _build_schema(apps: AppRegistry, app_name: str | None) -> tuple[Schema, type, dict[str, type], dict[str, Table]]:
+    """As :func:`build_schema`, mapping only the classes ``app_name`` needs (None: every app's).
+
+    Every model's Table is built (the migrations check the whole MetaData); the classes mapped
+    are the kernel's, ``app_name``'s and those of the apps it depends on. Return also the
+    tables by model name, for the apps mapped later (``Kernel._ensure_built``).
+    """
     schema = load_contained(apps)
     if schema.problems:
         raise SchemaError(schema.problems)
-    base, classes = build_models(schema.models)
+    base, tables = build_tables(schema.models)
+    models = schema.models
+    if app_name is not None and apps.get(app_name).loaded:
+        needed, todo = {KERNEL_APP}, [app_name]
+        while todo:
+            name = todo.pop()
+            if name not in needed:
+                needed.add(name)
+                todo.extend(apps.get(name).depends)
+        models = [m for m in schema.models if m.app in needed]
+    classes = map_models(base, models, tables)
     try:
         base.registry.configure()
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.InvalidRequestError) as exc:
         first = schema.models[0].where if schema.models else Where(KERNEL_APP, "<models>", 0)
         raise SchemaError([SchemaProblem(first, "relationships", f"SQLAlchemy cannot configure the models: {exc}")]) from None
-    return schema, base, classes
+    return schema, base, classes, tables
 
 
 def _require_startable(apps: AppRegistry, app_name: str) -> None:
@@ -408,7 +586,9 @@ def _start(app_name: str | None, model_config_dirs: list[str] | None, database_u
         apps.get(app_name)
 
     # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
-    schema, base, classes = build_schema(apps)
+    # Every Table, but only the classes of app_name and the apps it depends on (all of them with no
+    # app): another app's are mapped when code first enters it (docs/models.md, "What is built when").
+    schema, base, classes, tables = _build_schema(apps, app_name)
     if app_name is not None:
         _require_startable(apps, app_name)
     _warn_left_out(apps)
@@ -429,7 +609,7 @@ def _start(app_name: str | None, model_config_dirs: list[str] | None, database_u
         statement_timeout_ms=config.STATEMENT_TIMEOUT_MS,
     )
     log.info("timber: %s connected to %s", f"app {app_name!r}" if app_name else "the kernel (no app)", db.display_url)
-    kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config)
+    kernel = Kernel(app_name, apps, pm, schema, base, classes, db, config, tables)
 
     # Phase 4: tables, through the one migration graph (batch mode on SQLite; roles and RLS
     # only on PostgreSQL), then on PostgreSQL the startup check of `timber doctor`: errors
@@ -459,7 +639,7 @@ def _start(app_name: str | None, model_config_dirs: list[str] | None, database_u
     # Phase 5: publish.
     with _lock:
         previous, _kernel = _kernel, kernel
-        context._set_default(app_name, _validator(apps))
+        context._set_default(app_name, _validator(kernel), lambda: kernel._ensure_built(None))
     if previous is not None:  # its engine is never the new one: each kernel makes its own
         previous.close()
         _collector.release()  # a replaced kernel's objects must be collectable

@@ -240,7 +240,9 @@ class SqliteWall:
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        specs = [cls.__timber_model__ for cls in kernel.models.values()]  # type: ignore[attr-defined]
+        # Every model's spec, mapped yet or not (an app's classes are mapped on first need): the
+        # wall covers every table from the start.
+        specs = kernel.schema.models
         #: Private table -> owning app.
         self.private = {s.table_name: s.app for s in specs if not s.shared and s.app != KERNEL_APP}
         #: Shared typed table -> its type column.

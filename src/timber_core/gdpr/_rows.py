@@ -58,7 +58,7 @@ def user_tables(kernel: Kernel) -> list[UserTable]:
     A table is one when a foreign key of it references ``users.id``, or (with no such key)
     a table that is one. ``users`` itself is not listed.
     """
-    specs = {cls.__table__.name: cls.__timber_model__ for cls in kernel.models.values()}  # type: ignore[attr-defined]
+    specs = {spec.table_name: spec for spec in kernel.schema.models}  # every model, mapped yet or not
     found: dict[str, UserTable] = {}
     for table in kernel.metadata.sorted_tables:
         spec = specs.get(table.name)

@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeEngine
 
 from .spec import ColumnSpec, ModelSpec, TypeSpec
 
-__all__ = ["build_models", "attribute_name", "NAMING_CONVENTION"]
+__all__ = ["build_models", "build_tables", "map_models", "attribute_name", "NAMING_CONVENTION"]
 
 #: Names SQLAlchemy's declarative base claims for itself; such columns get a trailing underscore
 #: as their attribute while keeping their name in the database (``metadata`` -> ``metadata_``).
@@ -147,13 +147,11 @@ def _relationship(model: ModelSpec, rel: Any) -> Any:
     return relationship(rel.model, **kwargs)
 
 
-def build_models(models: list[ModelSpec]) -> tuple[type[Any], dict[str, type[Any]]]:
-    """Map every model spec to a class under one fresh base, in one registry.
+def build_tables(models: list[ModelSpec]) -> tuple[type[Any], dict[str, Table]]:
+    """Build every model's ``Table`` into one MetaData, under a fresh base; map nothing.
 
-    Return the base and the classes by model name. The base carries ``metadata`` (every
-    table) and ``registry`` (every mapper), as a declarative base does; each class carries
-    ``__table__``, ``__tablename__``, the keyword constructor of declarative classes, and
-    its spec as ``__timber_model__``.
+    Return the base (``metadata``, ``registry``, the keyword constructor) and the tables by
+    model name. The classes are mapped by :func:`map_models`, all at once or an app at a time.
     """
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     mapper_registry = registry(metadata=metadata)
@@ -163,15 +161,30 @@ def build_models(models: list[ModelSpec]) -> tuple[type[Any], dict[str, type[Any
     base = type("TimberBase", (), {"metadata": metadata, "registry": mapper_registry,
                                    "__init__": mapper_registry.constructor, "__module__": "timber_models",
                                    "__doc__": "The base of every mapped class of one kernel."})
-    classes: dict[str, type[Any]] = {}
+    tables: dict[str, Table] = {}
     for model in models:
-        table = Table(
+        tables[model.name] = Table(
             model.table_name,
             metadata,
             *[_column(c, model) for c in model.columns],
             *[Index(ix.name, *map(attribute_name, ix.columns), unique=ix.unique) for ix in model.indexes],
             comment=model.description,
         )
+    return base, tables
+
+
+def map_models(base: type[Any], models: list[ModelSpec], tables: dict[str, Table]) -> dict[str, type[Any]]:
+    """Map a class for each of ``models`` (their tables from :func:`build_tables`) into ``base``'s registry.
+
+    Return the new classes by model name; the caller runs ``registry.configure()`` after. Each
+    model a relationship names must be mapped by then, in this call or an earlier one. Each
+    class carries ``__table__``, ``__tablename__``, the keyword constructor of declarative
+    classes, and its spec as ``__timber_model__``.
+    """
+    mapper_registry = base.registry
+    classes: dict[str, type[Any]] = {}
+    for model in models:
+        table = tables[model.name]
         cls = type(model.name, (base,), {
             "__table__": table,
             # Code written for plain declarative models reads Model.__tablename__; keep it working.
@@ -190,4 +203,15 @@ def build_models(models: list[ModelSpec]) -> tuple[type[Any], dict[str, type[Any
             listen_encrypted(cls, [attribute_name(c.name) for c in encrypted],
                              [(attribute_name(c.name), attribute_name(c.blind_index_column))
                               for c in encrypted if c.blind_index])
-    return base, classes
+    return classes
+
+
+def build_models(models: list[ModelSpec]) -> tuple[type[Any], dict[str, type[Any]]]:
+    """Map every model spec to a class under one fresh base, in one registry.
+
+    Return the base and the classes by model name (:func:`build_tables` then :func:`map_models`).
+    The base carries ``metadata`` (every table) and ``registry`` (every mapper), as a
+    declarative base does.
+    """
+    base, tables = build_tables(models)
+    return base, map_models(base, models, tables)

@@ -87,7 +87,14 @@ class IndexedModel:
     user_column: str | None
     user_attr: str | None
     embedding_model: str
-    cls: type
+    #: The kernel's models (``Kernel.models``): the class is looked up there, so reading
+    #: ``cls`` maps the model's app if it is not mapped yet (docs/models.md, "What is built when").
+    models: Any = dataclasses.field(compare=False, repr=False)
+
+    @property
+    def cls(self) -> type:
+        """The model's mapped class."""
+        return self.models[self.name]  # type: ignore[no-any-return]
 
     @property
     def shared(self) -> bool:
@@ -98,8 +105,8 @@ class IndexedModel:
 def indexed_models(kernel: Kernel) -> dict[str, IndexedModel]:
     """Return every loaded model with ``vector_search.enabled``, by model name."""
     found: dict[str, IndexedModel] = {}
-    for name, cls in kernel.models.items():
-        spec: ModelSpec = cls.__timber_model__  # type: ignore[attr-defined]
+    for spec in kernel.schema.models:  # every model, mapped yet or not
+        name = spec.name
         vs = spec.vector_search
         if vs is None or not vs.enabled:
             continue
@@ -116,7 +123,7 @@ def indexed_models(kernel: Kernel) -> dict[str, IndexedModel]:
             user_column=user,
             user_attr=None if user is None else attribute_name(user),
             embedding_model=vs.embedding_model,
-            cls=cls,
+            models=kernel.models,
         )
     return found
 
@@ -145,7 +152,9 @@ class Recorder:
 
     def __init__(self, kernel: Kernel, models: dict[str, IndexedModel], on_commit: Any = None) -> None:
         self._table = outbox_table(kernel)
-        self._by_class = {m.cls: m for m in models.values()}
+        # By model name, not by class: an app's classes are mapped on first need, after this.
+        self._by_name = dict(models)
+        self._built = kernel.models.built
         self._on_commit = on_commit
 
     def install(self, factory: sessionmaker[Session]) -> None:
@@ -158,14 +167,15 @@ class Recorder:
 
     # -- listeners -------------------------------------------------------------
     def _after_flush(self, session: Session, _ctx: Any) -> None:
-        if not self._by_class:
+        if not self._by_name:
             return
         seen: dict[tuple[str, str], str] = session.info.setdefault(_SEEN_KEY, {})
         rows: list[dict[str, Any]] = []
         for objects, verb in ((session.new, "new"), (session.dirty, "dirty"), (session.deleted, "deleted")):
             for obj in objects:
-                model = self._by_class.get(type(obj))
-                if model is None:
+                spec = getattr(type(obj), "__timber_model__", None)
+                model = None if spec is None else self._by_name.get(spec.name)
+                if model is None or self._built(model.name) is not type(obj):  # not this kernel's class
                     continue
                 op = self._op(obj, model, verb)
                 if op is None:
