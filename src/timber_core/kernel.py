@@ -430,14 +430,17 @@ def build_schema(apps: AppRegistry) -> tuple[Schema, type, dict[str, type]]:
     return schema, base, classes
 
 
-def _build_schema(apps: AppRegistry, app_name: str | None) -> tuple[Schema, type, dict[str, type], dict[str, Table]]:
+def _build_schema(apps: AppRegistry, app_name: str | None,
+                  home: str | None = None) -> tuple[Schema, type, dict[str, type], dict[str, Table]]:
     """As :func:`build_schema`, mapping only the classes ``app_name`` needs (None: every app's).
 
     Every model's Table is built (the migrations check the whole MetaData); the classes mapped
     are the kernel's, ``app_name``'s and those of the apps it depends on. Return also the
-    tables by model name, for the apps mapped later (``Kernel._ensure_built``).
+    tables by model name, for the apps mapped later (``Kernel._ensure_built``). With ``home``
+    (TIMBER_HOME), the models of an unchanged set of model files are unpickled from there
+    instead of read from their YAML (:mod:`timber_core._schema_cache`).
     """
-    schema = load_contained(apps)
+    schema = _load_models(apps, home)
     if schema.problems:
         raise SchemaError(schema.problems)
     base, tables = build_tables(schema.models)
@@ -457,6 +460,23 @@ def _build_schema(apps: AppRegistry, app_name: str | None) -> tuple[Schema, type
         first = schema.models[0].where if schema.models else Where(KERNEL_APP, "<models>", 0)
         raise SchemaError([SchemaProblem(first, "relationships", f"SQLAlchemy cannot configure the models: {exc}")]) from None
     return schema, base, classes, tables
+
+
+def _load_models(apps: AppRegistry, home: str | None) -> Schema:
+    """``load_contained(apps)``, through the cache in ``home`` when given: only a clean load is kept."""
+    if home is None:
+        return load_contained(apps)
+    from . import _schema_cache
+
+    before = [a.name for a in apps.loaded()]
+    key = _schema_cache.key((a.name, a.model_dirs) for a in apps.loaded())
+    schema = _schema_cache.load(home, key)
+    if isinstance(schema, Schema):
+        return schema
+    schema = load_contained(apps)
+    if not schema.problems and [a.name for a in apps.loaded()] == before:
+        _schema_cache.store(home, key, schema)
+    return schema
 
 
 def _require_startable(apps: AppRegistry, app_name: str) -> None:
@@ -588,7 +608,7 @@ def _start(app_name: str | None, model_config_dirs: list[str] | None, database_u
     # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
     # Every Table, but only the classes of app_name and the apps it depends on (all of them with no
     # app): another app's are mapped when code first enters it (docs/models.md, "What is built when").
-    schema, base, classes, tables = _build_schema(apps, app_name)
+    schema, base, classes, tables = _build_schema(apps, app_name, config.TIMBER_HOME)
     if app_name is not None:
         _require_startable(apps, app_name)
     _warn_left_out(apps)
