@@ -122,8 +122,8 @@ def timber_startup(kernel: Kernel) -> None:
     ``kernel`` argument: ``get_kernel()`` answers only once
     ``initialize_timber`` has returned. An app whose startup raises is left out (``broken``, logged on the
     ``timber`` logger) with the apps depending on it: its services leave
-    ``kernel.services`` and ``app_context`` refuses it, while its models,
-    already built, stay in ``kernel.models``. Initializing as that app raises
+    ``kernel.services`` and ``app_context`` refuses it, while its models
+    stay in ``kernel.models``. Initializing as that app raises
     PluginError. Not called by commands that build no kernel.
     """
 
