@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..apps import KERNEL_APP
 from ..context import current_app
 from ..schema.build import attribute_name
-from ..schema.spec import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
