@@ -156,3 +156,27 @@ def test_the_platform_context_maps_the_apps_that_can_be_and_skips_one_that_canno
     with platform_context(), kernel.db.session_scope() as session:
         rows = session.query(kernel.models["ResearchSession"]).count()
     assert (rows, set(kernel.models) - _mapped(kernel)) == (0, {"Handover"})
+
+
+def test_a_vector_indexed_model_of_an_app_mapped_late_records_its_index_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from timber_core.config import TimberConfig
+    from timber_core.vectors.outbox import outbox_table
+
+    monkeypatch.setenv("TIMBER_VECTOR_DRAIN", "off")  # the work stays in the outbox, where the test reads it
+    TimberConfig.clear_cache()
+    kernel = _init(tmp_path, "canopy")
+    with platform_context(), kernel.db.session_scope() as session:
+        session.add(_user(kernel)(id="u" * 36, email="u@x", username="u"))
+    with app_context("grove"), kernel.db.session_scope() as session:
+        row = timber_core.get_model("ResearchSession")(user_id="u" * 36, notes="bonds ladder")
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    table = outbox_table(kernel)
+    with platform_context(), kernel.db.connection() as conn:
+        work = conn.execute(select(table.c.app, table.c.model, table.c.row_id, table.c.op)).all()
+    assert work == [("grove", "ResearchSession", row_id, "upsert")]
