@@ -180,3 +180,15 @@ def test_a_vector_indexed_model_of_an_app_mapped_late_records_its_index_work(
     with platform_context(), kernel.db.connection() as conn:
         work = conn.execute(select(table.c.app, table.c.model, table.c.row_id, table.c.op)).all()
     assert work == [("grove", "ResearchSession", row_id, "upsert")]
+
+
+def test_the_walls_refuse_canopy_grove_table_before_grove_is_mapped(tmp_path: Path) -> None:
+    from sqlalchemy import select, text
+
+    kernel = _init(tmp_path, "canopy")
+    refused = []
+    for statement in (text("SELECT * FROM research_sessions"), select(kernel.metadata.tables["research_sessions"])):
+        with pytest.raises(IsolationError) as info, kernel.db.connection() as conn:
+            conn.execute(statement)
+        refused.append("research_sessions" in str(info.value))
+    assert (refused, _mapped(kernel) & GROVE_MODELS) == ([True, True], set())
