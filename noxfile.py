@@ -91,6 +91,8 @@ BENCH_TOOLS = ["django>=5", "httpx>=0.27"]  # httpx: the web benches drive the s
 #: arguments the docs give. ``{pg}`` is the PostgreSQL server each creates a scratch database on.
 BENCHES = {
     "startup": ["bench/bench_startup.py", "--runs", "21", "--init-runs", "3"],
+    # Part (e) of startup alone: one app's start-up with 2-200 apps installed (issue 14 goal 1).
+    "startup_own_app": ["bench/bench_startup.py", "--only", "e", "--init-runs", "3"],
     "vector_search": ["bench/bench_vector_search.py", "--points", "10000,100000", "--queries", "200",
                       "--local-queries", "10", "--sentences", "2000", "--recall-queries", "100"],
     "vector_index": ["bench/bench_vector_index.py", "--notes", "5000", "--rounds", "3"],

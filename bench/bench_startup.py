@@ -8,7 +8,8 @@
     (fake installed distributions, Canopy and Grove disabled) beside the bare import, interleaved.
 (c) Building every model, each round a fresh interpreter per contender, interleaved, at 2, 10, 50,
     200 generated apps x 10 models with a relationship to ``User``:
-    ``initialize_timber`` (SQLite, tables created through the migration graph); the same with the
+    ``initialize_timber(app_name=None)`` (every app's classes; SQLite, tables created through the
+    migration graph); the same with the
     collector as before issue 14 (automatic collections during start-up, nothing frozen);
     plain SQLAlchemy declarative classes for the same tables (the floor); Django's ``setup()`` plus
     creating the same tables (Django installed, e.g. by ``nox -s bench``; ``--no-django`` skips it).
@@ -16,9 +17,15 @@
     and the cost of interpreter exit.
 (d) Building the classes only (Timber's ``build_models`` + ``registry.configure()`` against plain
     declarative classes + ``configure()``) in one process per size, rounds interleaved, CPU medians.
+(e) A process pays for its own app (issue 14 goal 1): ``initialize_timber(app_name="gen000")`` with
+    2, 10, 50, 200 generated apps installed, on a database already migrated and an existing
+    TIMBER_HOME (the usual start: the models of unchanged files are unpickled from it), beside
+    ``initialize_timber(app_name=None)`` on the same database and Django's ``settings.configure()`` +
+    ``setup()`` for every model, fresh processes, rounds interleaved; wall and CPU medians and
+    the per-app start-up's phases (CPU).
 
     python bench/bench_startup.py [--runs 15] [--init-runs 3] [--sizes 2,10,50,200] [--no-datasette] [--no-django]
-        [--ab-rounds 5] [--only a|b|c|d ...]
+        [--ab-rounds 5] [--only a|b|c|d|e ...]
 
 Run it with the interpreter that has timber-core installed; PYTHONPATH decides which checkout is measured.
 """
@@ -37,6 +44,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 DATASETTE_VENV = Path(os.environ.get("TIMBER_BENCH_DATASETTE_VENV", "/tmp/timber-bench-datasette-venv"))
 MODELS_PER_APP = 10
@@ -174,12 +182,15 @@ def timed(name, fn):
             phases[name] += time.process_time() - s
     return run
 K.load_contained = timed("yaml", K.load_contained)
-K.build_models = timed("classes", K.build_models)
-K.build_schema = timed("schema", K.build_schema)
+K.build_tables = timed("tables", K.build_tables)
+K.map_models = timed("classes", K.map_models)
+K._build_schema = timed("schema", K._build_schema)
+phases["tables"] = 0.0
 start, cpu = time.perf_counter(), time.process_time()
-kernel = timber_core.initialize_timber(sys.argv[1], database_url=sys.argv[2])
+kernel = timber_core.initialize_timber(None, database_url=sys.argv[2])  # None: every app's classes, eagerly
 wall, cpu = time.perf_counter() - start, time.process_time() - cpu
 s = time.perf_counter(); gc.collect(); pause = time.perf_counter() - s
+phases["classes"] += phases["tables"]  # "classes" here is tables + classes, as build_models was
 configure = phases["schema"] - phases["yaml"] - phases["classes"]
 print(json.dumps({"wall": wall, "cpu": cpu, "pause": pause, "models": len(kernel.models),
                   "build_cpu": phases["classes"] + configure, "classes_cpu": phases["classes"],
@@ -261,7 +272,11 @@ settings.configure(
 django.setup()
 from django.apps import apps as registry
 from django.db import connection
-setup_cpu = time.process_time() - cpu
+setup_cpu, setup_wall = time.process_time() - cpu, time.perf_counter() - start
+if sys.argv[3:] == ["setup-only"]:
+    print(json.dumps({"wall": setup_wall, "cpu": setup_cpu, "pause": 0.0, "models": len(registry.get_models()),
+                      "build_cpu": setup_cpu, "t_end": time.time()}))
+    sys.exit(0)
 with connection.schema_editor() as editor:  # Django's own floor for creating the tables: no migration files
     for model in registry.get_models():
         editor.create_model(model)
@@ -348,7 +363,7 @@ def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[st
             db.unlink(missing_ok=True)
             if contender.startswith("timber"):
                 mode = "now" if contender == "timber" else "gc-as-before"
-                return _probe([sys.executable, "-c", _INIT_PROBE, "gen000", f"sqlite:///{db}", mode],
+                return _probe([sys.executable, "-c", _INIT_PROBE, "every-app", f"sqlite:///{db}", mode],
                               envs[("timber", apps)])
             if contender == "plain SQLAlchemy":
                 return _probe([sys.executable, "-c", _PLAIN_PROBE, str(apps), str(MODELS_PER_APP), f"sqlite:///{db}"],
@@ -361,6 +376,128 @@ def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[st
             for contender, apps in samples:
                 samples[(contender, apps)].append(run(contender, apps, r))
     return {key: {k: statistics.median(row[k] for row in rows) for k in rows[0]} for key, rows in samples.items()}
+
+
+# (e): one app's start-up, by phase (CPU seconds). "YAML" is reading the models (unpickled from TIMBER_HOME
+# when the model files are unchanged: the usual start), "kernel" the Kernel object (isolation, SQLite wall,
+# vectors, cache, services), "schema check" the migration graph's check of the existing database,
+# "start-up hooks" every app's timber_services/timber_startup; "imports" what the phases import on first use.
+_APP_PROBE = """
+import json, sys, time
+import sqlalchemy.orm  # imported by every app anyway; the probe times initialize_timber itself
+import timber_core
+from timber_core import kernel as K
+from timber_core.migrations import runner
+phases = {}
+def timed(name, owner, attr):
+    fn = getattr(owner, attr)
+    def run(*a, **k):
+        s = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            phases[name] = phases.get(name, 0.0) + time.process_time() - s
+    setattr(owner, attr, run)
+for name, owner, attr in (("discovery", K, "discover"), ("YAML", K, "_load_models"), ("tables", K, "build_tables"),
+                          ("classes", K, "map_models"), ("schema", K, "_build_schema"), ("schema check", runner, "ensure_schema"),
+                          ("start-up hooks", K, "_start_apps")):
+    timed(name, owner, attr)
+init = K.Kernel.__init__
+def kernel_init(self, *a, **k):
+    s = time.process_time()
+    try:
+        init(self, *a, **k)
+    finally:
+        phases["kernel"] = time.process_time() - s
+K.Kernel.__init__ = kernel_init
+app = None if sys.argv[1] == "-" else sys.argv[1]
+start, cpu = time.perf_counter(), time.process_time()
+kernel = timber_core.initialize_timber(app, database_url=sys.argv[2])
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+phases["configure"] = phases.pop("schema") - phases["YAML"] - phases["tables"] - phases["classes"]
+phases["rest"] = cpu - sum(phases.values())
+mapped = len(kernel.models.mapped())
+enter = 0.0
+if app is not None:  # the first entry into another app maps its classes: what it costs then
+    s = time.process_time()
+    with timber_core.app_context("gen001"):
+        pass
+    enter = time.process_time() - s
+print(json.dumps({"wall": wall, "cpu": cpu, "pause": 0.0, "models": len(kernel.models), "mapped": mapped,
+                  "enter_other": enter, "build_cpu": 0.0, "phases": phases, "t_end": time.time()}))
+"""
+
+
+def bench_own_app(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[str, int], dict[str, Any]]:
+    """Medians per (contender, apps) for (e); rounds interleaved, fresh processes, migrated databases."""
+    contenders = ["timber, one app", "timber, every app"] + (["Django setup()"] if with_django else [])
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {(c, n): [] for n in sizes for c in contenders}
+    with tempfile.TemporaryDirectory(prefix="timber-bench-own-app-") as tmp:
+        envs: dict[tuple[str, int], dict[str, str]] = {}
+        for apps in sizes:
+            root = Path(tmp) / f"apps{apps}"
+            _generate(root, apps)
+            _generate_django(root / "dj", apps)
+            pythonpath = os.environ.get("PYTHONPATH", "")
+            # An existing TIMBER_HOME, as once Timber has been used there: it keeps the loaded models.
+            (Path(tmp) / f"home{apps}").mkdir()
+            envs[("timber", apps)] = {
+                **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / f"home{apps}"),
+                "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
+            envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+
+        def run(contender: str, apps: int) -> dict[str, Any]:
+            db = f"sqlite:///{Path(tmp) / f'timber{apps}.sqlite'}"  # one database per size, migrated by the warm-up
+            if contender == "timber, one app":
+                return _probe([sys.executable, "-c", _APP_PROBE, "gen000", db], envs[("timber", apps)])
+            if contender == "timber, every app":
+                return _probe([sys.executable, "-c", _APP_PROBE, "-", db], envs[("timber", apps)])
+            return _probe([sys.executable, "-c", _DJANGO_PROBE, str(apps), str(Path(tmp) / "django.sqlite"), "setup-only"],
+                          envs[("django", apps)])
+
+        for key in samples:  # warm-up: .pyc files, TIMBER_HOME, the migrated database, OS caches
+            run(*key)
+        for _ in range(runs):
+            for key in samples:
+                samples[key].append(run(*key))
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for key, rows in samples.items():
+        fig: dict[str, Any] = {k: statistics.median(row[k] for row in rows) for k in ("wall", "cpu", "models")}
+        fig["mapped"] = statistics.median(row.get("mapped", row["models"]) for row in rows)
+        fig["enter_other"] = statistics.median(row.get("enter_other", 0.0) for row in rows)
+        if "phases" in rows[0]:
+            fig["phases"] = {p: statistics.median(row["phases"][p] for row in rows) for p in rows[0]["phases"]}
+        out[key] = fig
+    return out
+
+
+def _report_own_app(sizes: list[int], fig: dict[tuple[str, int], dict[str, Any]]) -> None:
+    names = sorted({c for c, _ in fig}, key=["timber, one app", "timber, every app", "Django setup()"].index)
+    print(f"  {'contender':20s} {'apps':>4s} {'models':>6s} {'mapped':>6s} {'wall ms':>8s} {'CPU ms':>8s}")
+    for apps in sizes:
+        for name in names:
+            f = fig[(name, apps)]
+            print(f"  {name:20s} {apps:4d} {int(f['models']):6d} {int(f['mapped']):6d} {f['wall'] * 1000:8.1f} "
+                  f"{f['cpu'] * 1000:8.1f}")
+    for apps in sizes:
+        one, every = fig[("timber, one app", apps)], fig[("timber, every app", apps)]
+        line = f"  {apps:3d} apps: one app / every app: CPU {one['cpu'] / every['cpu']:.2f}x, wall {one['wall'] / every['wall']:.2f}x"
+        if ("Django setup()", apps) in fig:
+            d = fig[("Django setup()", apps)]
+            line += (f"; one app / Django setup() for every model: CPU {one['cpu'] / d['cpu']:.2f}x, "
+                     f"wall {one['wall'] / d['wall']:.2f}x (target <= 0.25x)")
+        print(line)
+    print("  one app's kernel, first entry into another app (app_context('gen001'), mapping its 10 classes), CPU ms: "
+          + ", ".join(f"{apps} apps {fig[('timber, one app', apps)]['enter_other'] * 1000:.1f}" for apps in sizes))
+    order = ["discovery", "YAML", "tables", "classes", "configure", "kernel", "schema check", "start-up hooks", "rest"]
+    print("  one app's phases, CPU ms: " + ", ".join(order))
+    for apps in sizes:
+        ph = fig[("timber, one app", apps)]["phases"]
+        print(f"  {apps:3d} apps: " + ", ".join(f"{ph.get(p, 0.0) * 1000:.0f}" for p in order))
+    if len(sizes) > 1:
+        lo, hi = fig[("timber, one app", sizes[0])], fig[("timber, one app", sizes[-1])]
+        print(f"  flatness: one app's CPU at {sizes[-1]} apps / at {sizes[0]} apps: {hi['cpu'] / lo['cpu']:.2f}x "
+              f"(target within 10 %)")
 
 
 def bench_sweep_cli(sizes: list[int], runs: int) -> dict[int, tuple[float, float]]:
@@ -485,10 +622,11 @@ def main() -> None:
     parser.add_argument("--no-datasette", action="store_true", help="skip the datasette column")
     parser.add_argument("--no-django", action="store_true", help="skip the Django contender of (c)")
     parser.add_argument("--ab-rounds", type=int, default=5, help="interleaved rounds in one process for (d) (default 5)")
-    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these parts (repeatable)")
+    parser.add_argument("--only", choices=["a", "b", "c", "d", "e"], action="append",
+                        help="run only these parts (repeatable)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
-    parts = set(args.only or ["a", "b", "c", "d"])
+    parts = set(args.only or ["a", "b", "c", "d", "e"])
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -531,6 +669,18 @@ def main() -> None:
                   f"models {p['classes'] * 1000:.0f} + {p['configure'] * 1000:.0f} = {p['total'] * 1000:.0f} ms "
                   f"({p['total'] * 1000 / p['models']:.2f} ms/model): {t['total'] / p['total']:.2f}x "
                   f"(target <= 1.0x: {'met' if t['total'] <= p['total'] else 'MISSED'})")
+
+    if "e" in parts:
+        print(f"\n(e) one app's start-up (initialize_timber(app_name='gen000')) with N apps installed, migrated SQLite "
+              f"database, medians of {args.init_runs} interleaved rounds of fresh processes")
+        with_django = not args.no_django
+        if with_django:
+            try:
+                import django  # noqa: F401
+            except ModuleNotFoundError:
+                print("  Django is not installed (nox -s bench installs it): no Django column")
+                with_django = False
+        _report_own_app(sizes, bench_own_app(sizes, args.init_runs, with_django))
 
 
 if __name__ == "__main__":
