@@ -120,7 +120,7 @@ def platform_context() -> Iterator[str]:
     """Run the block in the explicit cross-app context (analytics, unified search, GDPR).
 
     Once a kernel is initialized, the first entry maps every app's classes not mapped yet
-    (docs/models.md, "What is built when").
+    (docs/plugins.md, "What a process builds").
     """
     if _on_platform is not None:
         _on_platform()

@@ -57,7 +57,7 @@ class Isolation:
     def __init__(self, apps: AppRegistry, classes: dict[str, type], specs: list[ModelSpec] | None = None) -> None:
         """Guard ``classes`` (the mapped ones) and every table of ``specs`` (default: the classes' specs).
 
-        A kernel maps an app's classes on first need (docs/models.md, "What is built when"):
+        A kernel maps an app's classes on first need (docs/plugins.md, "What a process builds"):
         ``specs`` lists every model, built or not, so the check of compiled statements knows
         every table from the start; :meth:`add` takes the classes mapped later.
         """

@@ -116,7 +116,7 @@ class ModelMap(Mapping[str, type]):
     Its names are every loaded app's models, mapped yet or not (``in``, ``len``, iteration
     map nothing). ``models[name]`` (so ``get``, ``values``, ``items``) maps the owning app's
     classes first, with those of the apps it depends on, as entering that app's context does
-    (docs/models.md, "What is built when"): iterating ``values()`` maps every app.
+    (docs/plugins.md, "What a process builds"): iterating ``values()`` maps every app.
     :meth:`built` answers without mapping.
     """
 
@@ -185,7 +185,7 @@ class Kernel:
         self.base = base
         self._specs: dict[str, ModelSpec] = {m.name: m for m in schema.models}
         mapped_apps = {cls.__timber_model__.app for cls in classes.values()}  # type: ignore[attr-defined]
-        #: The loaded apps whose classes are not mapped yet; guarded by ``_build_lock``.
+        #: The loaded apps whose classes are not mapped yet; replaced (never changed in place) under ``_build_lock``.
         self._unbuilt: frozenset[str] = frozenset(m.app for m in schema.models if m.app not in mapped_apps)
         self._tables = tables or {}
         #: The apps in the registry's order: each after the apps it depends on (plugins._order).
@@ -259,15 +259,7 @@ class Kernel:
         return [m for m in self.schema.models if m.app == app]
 
     def _closure(self, app: str) -> set[str]:
-        """``app``, the apps it depends on (transitively) and the kernel's own models."""
-        seen, todo = {KERNEL_APP}, [app]
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            todo.extend(self.apps.get(name).depends)
-        return seen
+        return _closure(self.apps, app)
 
     def _ensure_built(self, app: str | None) -> None:
         """Map the classes of ``app`` and of the apps it depends on (None: of every app), once.
@@ -340,6 +332,17 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel app={self.app_name!r} apps={[a.name for a in self.apps.loaded()]} db={self.db.display_url!r}>"
+
+
+def _closure(apps: AppRegistry, app: str) -> set[str]:
+    """``app``, the apps it depends on (transitively) and the kernel: the apps whose classes it needs."""
+    seen, todo = {KERNEL_APP}, [app]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(apps.get(name).depends)
+    return seen
 
 
 def _unmap(registry: Any, specs: list[ModelSpec]) -> None:
@@ -446,12 +449,7 @@ def _build_schema(apps: AppRegistry, app_name: str | None,
     base, tables = build_tables(schema.models)
     models = schema.models
     if app_name is not None and apps.get(app_name).loaded:
-        needed, todo = {KERNEL_APP}, [app_name]
-        while todo:
-            name = todo.pop()
-            if name not in needed:
-                needed.add(name)
-                todo.extend(apps.get(name).depends)
+        needed = _closure(apps, app_name)
         models = [m for m in schema.models if m.app in needed]
     classes = map_models(base, models, tables)
     try:
@@ -607,7 +605,7 @@ def _start(app_name: str | None, model_config_dirs: list[str] | None, database_u
 
     # Phase 2: models, leaving out each app whose models fail (and the apps depending on it).
     # Every Table, but only the classes of app_name and the apps it depends on (all of them with no
-    # app): another app's are mapped when code first enters it (docs/models.md, "What is built when").
+    # app): another app's are mapped when code first enters it (docs/plugins.md, "What a process builds").
     schema, base, classes, tables = _build_schema(apps, app_name, config.TIMBER_HOME)
     if app_name is not None:
         _require_startable(apps, app_name)

@@ -2,7 +2,7 @@
 
 ``initialize_timber(app_name="canopy")`` builds every Table but maps only the kernel's, Canopy's
 and its dependencies' classes; Grove's are mapped on first entry into ``app_context("grove")``,
-``platform_context()`` or a read of one of its models (docs/models.md, "What is built when").
+``platform_context()`` or a read of one of its models (docs/plugins.md, "What a process builds").
 """
 
 from __future__ import annotations

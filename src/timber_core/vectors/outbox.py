@@ -87,7 +87,7 @@ class IndexedModel:
     user_attr: str | None
     embedding_model: str
     #: The kernel's models (``Kernel.models``): the class is looked up there, so reading
-    #: ``cls`` maps the model's app if it is not mapped yet (docs/models.md, "What is built when").
+    #: ``cls`` maps the model's app if it is not mapped yet (docs/plugins.md, "What a process builds").
     models: Any = dataclasses.field(compare=False, repr=False)
 
     @property
