@@ -193,6 +193,8 @@ class Kernel:
         self._build_lock = threading.Lock()
         #: App -> the SchemaError its late mapping raised (it stays unmapped).
         self._build_failures: dict[str, SchemaError] = {}
+        #: Whether every loaded app's mapping was tried (platform_context): later calls have nothing to do.
+        self._all_tried = False
         self.models = ModelMap(self, {m.name: m.app for m in schema.models}, dict(classes))
         self.metadata: MetaData = base.metadata
         self.db = db
@@ -272,6 +274,8 @@ class Kernel:
         """
         if not self._unbuilt and not self._build_failures:
             return  # every app mapped: the common case costs two attribute reads
+        if app is None and self._all_tried:
+            return  # what platform_context() could map is mapped; a failure was warned of once
         wanted = None if app is None else self._closure(app)
         if wanted is not None:
             failed = next((a for a in self._app_order if a in wanted and a in self._build_failures), None)
@@ -292,6 +296,8 @@ class Kernel:
                     if wanted is not None:
                         raise
                     log.warning("timber: app %r cannot be mapped and stays out of this process: %s", name, exc)
+            if wanted is None:
+                self._all_tried = True
 
     def _map_app(self, app: str) -> None:
         """Map ``app``'s classes (its dependencies mapped already) and configure, under ``_build_lock``.

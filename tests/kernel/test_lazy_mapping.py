@@ -192,3 +192,16 @@ def test_the_walls_refuse_canopy_grove_table_before_grove_is_mapped(tmp_path: Pa
             conn.execute(statement)
         refused.append("research_sessions" in str(info.value))
     assert (refused, _mapped(kernel) & GROVE_MODELS) == ([True, True], set())
+
+
+def test_the_platform_context_warns_once_of_an_app_that_cannot_be_mapped(
+    tmp_path: Path, install_fixture: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_fixture("unmappable")
+    _init(tmp_path, "canopy")
+    caplog.set_level("WARNING", logger="timber")
+    for _ in range(3):
+        with platform_context():
+            pass
+    warned = [m for m in caplog.messages if m.startswith("timber: app 'unmappable' cannot be mapped")]
+    assert len(warned) == 1 and UNMAPPABLE in warned[0]
