@@ -52,15 +52,16 @@ def test_a_kernel_for_canopy_still_knows_every_model_name_and_table(tmp_path: Pa
 
 def test_entering_grove_maps_its_classes_and_backrefs_and_its_queries_work(tmp_path: Path) -> None:
     kernel = _init(tmp_path, "canopy")
-    with platform_context(), kernel.db.session_scope() as session:
+    with kernel.db.session_scope() as session:  # as Canopy: User is shared
         session.add(_user(kernel)(id="u" * 36, email="u@x", username="u"))
+    before = _mapped(kernel) & GROVE_MODELS
     with app_context("grove"), kernel.db.session_scope() as session:
         research = timber_core.get_model("ResearchSession")
         session.add(research(user_id="u" * 36, notes="grove"))
         session.flush()
         found = [(r.notes, r.user.username) for r in session.query(research)]
-    assert (found, hasattr(_user(kernel), "grove_sessions"), _mapped(kernel) >= GROVE_MODELS) == (
-        [("grove", "u")], True, True)
+    assert (before, found, hasattr(_user(kernel), "grove_sessions"), _mapped(kernel) >= GROVE_MODELS) == (
+        set(), [("grove", "u")], True, True)
 
 
 def test_reading_an_unmapped_model_by_name_maps_its_app(tmp_path: Path) -> None:
@@ -182,16 +183,19 @@ def test_a_vector_indexed_model_of_an_app_mapped_late_records_its_index_work(
     assert work == [("grove", "ResearchSession", row_id, "upsert")]
 
 
-def test_the_walls_refuse_canopy_grove_table_before_grove_is_mapped(tmp_path: Path) -> None:
+def test_the_walls_refuse_canopy_grove_table_before_and_after_grove_is_mapped(tmp_path: Path) -> None:
     from sqlalchemy import select, text
 
     kernel = _init(tmp_path, "canopy")
     refused = []
-    for statement in (text("SELECT * FROM research_sessions"), select(kernel.metadata.tables["research_sessions"])):
-        with pytest.raises(IsolationError) as info, kernel.db.connection() as conn:
-            conn.execute(statement)
-        refused.append("research_sessions" in str(info.value))
-    assert (refused, _mapped(kernel) & GROVE_MODELS) == ([True, True], set())
+    for _ in ("before", "after"):
+        for statement in (text("SELECT * FROM research_sessions"), select(kernel.metadata.tables["research_sessions"])):
+            with pytest.raises(IsolationError) as info, kernel.db.connection() as conn:
+                conn.execute(statement)
+            refused.append(("research_sessions" in str(info.value), _mapped(kernel) >= GROVE_MODELS))
+        with app_context("grove"):
+            pass
+    assert refused == [(True, False), (True, False), (True, True), (True, True)]
 
 
 def test_the_platform_context_warns_once_of_an_app_that_cannot_be_mapped(
