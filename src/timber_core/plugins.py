@@ -17,6 +17,7 @@ import graphlib
 import heapq
 import os
 import re
+import types
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -108,9 +109,34 @@ def new_manager() -> pluggy.PluginManager:
     Pass it to :func:`discover` after registering a plugin that is not an app on it (a
     tracer, a hookwrapper) or after ``pm.add_hookcall_monitoring`` / ``pm.enable_tracing``.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = _Manager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     return pm
+
+
+#: What a module attribute must be for pluggy to consider it (functions; methods and the like are
+#: left to pluggy's own check).
+_ROUTINE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, classmethod, staticmethod)
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, answering quickly for a plugin module's attributes that cannot be hooks.
+
+    ``register`` asks :meth:`parse_hookimpl_opts` about every name of the plugin; pluggy looks each
+    up with ``inspect.getattr_static``, about 7 µs a name (a tenth of ``timber apps list`` at 200 apps).
+    A module's names live in its ``__dict__`` and only routines can be hook implementations
+    (pluggy's rule), so its imports, constants and dunders are answered from the dictionary.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if type(plugin) is types.ModuleType:
+            value = plugin.__dict__.get(name, _MISSING)
+            if value is not _MISSING and not isinstance(value, _ROUTINE):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
+_MISSING = object()
 
 
 def call_hook(pm: pluggy.PluginManager, app: App, apps: Iterable[App], hook: str, **kwargs: Any) -> Any:
