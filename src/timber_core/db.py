@@ -649,8 +649,9 @@ class DatabaseManager:
         #: own and the message is its own implicit transaction; SQLAlchemy resets autocommit when
         #: the connection returns to the pool.
         self._one_engine: Any = None
-        #: The kernel statements compiled for _run_kernel_statement, by (id of the statement, keys).
-        self._shapes: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: The kernel statements compiled for _run_kernel_statement, by (id of the statement, keys):
+        #: (the statement, its _Shape or None when it must go through Core).
+        self._shapes: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
         if self.dialect == "postgresql":
             self._one_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_ONE_STATEMENT: True})
         # expire_on_commit=False: objects returned from a scope stay readable after it.
@@ -893,11 +894,14 @@ class DatabaseManager:
         shape = None
         if self._one_engine is not None and self._joinable() is None and _listeners_pass(self.engine):
             key = (id(statement), keys)
-            shape = self._shapes.get(key, False)
-            if shape is False or (shape is not None and shape.statement is not statement):
+            known = self._shapes.get(key)
+            if known is not None and known[0] is statement:
+                shape = known[1]
+            else:  # first use (or another statement now has that id): compile it
                 if len(self._shapes) >= _MAX_PREPARED:
                     self._shapes.clear()
-                shape = self._shapes[key] = _compile_shape(statement, keys, self.engine.dialect)
+                shape = _compile_shape(statement, keys, self.engine.dialect)
+                self._shapes[key] = (statement, shape)
         if shape is None:
             with self.one_statement() as conn:
                 result = conn.execute(statement, params)
@@ -963,7 +967,7 @@ class DatabaseManager:
                 fairy.invalidate(exc)
             raise sqlalchemy.exc.DBAPIError.instance(
                 shape.text, dict(zip((b[0] for b in shape.binds), args)), exc, psycopg.Error,
-                connection_invalidated=lost, dialect=engine.dialect) from exc
+                hide_parameters=engine.hide_parameters, connection_invalidated=lost, dialect=engine.dialect) from exc
         finally:
             if not lost:
                 try:
