@@ -9,6 +9,7 @@ connection, SQLAlchemy's errors, and a lost connection reported and recovered.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,6 +169,19 @@ def test_a_statement_listener_still_sees_the_services_statements(canopy: Databas
     with app_context("canopy"):
         rows = service.get_user_sessions(ALICE)
     assert (seen, ids(rows)) == (["SELECT"], ["s-alice-paper", "s-alice-trading"])
+
+
+def test_under_echo_the_services_statements_are_logged(migrated: URL, dbs: dict[str, DatabaseManager],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    db = DatabaseManager(login_url(migrated, "canopy"), pool_size=1, max_overflow=0, echo=True)
+    db.kernel = timber_core.get_kernel()
+    try:
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"), app_context("canopy"):
+            rows = SessionService(db=db).get_user_sessions(ALICE)
+    finally:
+        db.dispose()
+    logged = [r.getMessage().split()[0] for r in caplog.records if "FROM sessions" in r.getMessage()]
+    assert (logged, ids(rows)) == (["SELECT"], ["s-alice-paper", "s-alice-trading"])
 
 
 def test_a_lost_connection_is_reported_and_the_next_call_reconnects(canopy: DatabaseManager) -> None:
