@@ -98,6 +98,7 @@ BENCHES = {
     "vector_index": ["bench/bench_vector_index.py", "--notes", "5000", "--rounds", "3"],
     "services": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "200", "--rounds", "9"],
     "services_calls": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "10", "--rounds", "61"],
+    "services_issue14": ["bench/bench_services.py", "--postgres", "{pg}", "--ops", "20", "--rounds", "31"],
     "rls": ["bench/bench_rls.py", "--url", "{pg}", "--rounds", "9", "--n", "500"],
     "rls_context": ["bench/bench_rls.py", "--url", "{pg}", "--rounds", "15", "--n", "100"],
     "load": ["bench/bench_load.py", "--procs", "8", "--ops", "150", "--drain", "both", "--postgres", "{pg}"],

@@ -8,8 +8,9 @@ through the real services in set-ups alternating round by round in the same run:
 
 * **RLS on**: Timber's normal path. The login ``timber_bench_app`` (NOINHERIT, member of
   ``timber_canopy``); each call is one statement, sent in one message with the context
-  (``RESET ALL; SELECT set_config(...); <statement>``, ``DatabaseManager.one_statement()``):
-  it runs as ``timber_canopy`` under the RESTRICTIVE type policy and Canopy's own-rows policy.
+  (``RESET ALL; SELECT set_config(...); EXECUTE <prepared statement>``, on the pooled driver
+  connection: ``DatabaseManager._run_kernel_statement()``): it runs as ``timber_canopy`` under
+  the RESTRICTIVE type policy and Canopy's own-rows policy.
 * **RLS on, 3 round trips**: the same, through ``DatabaseManager.connection()`` (the path of
   every call before one_statement existed): ``BEGIN; RESET ALL; SELECT set_config(...)``, the
   statement (prepared), ``COMMIT``.
@@ -19,8 +20,9 @@ through the real services in set-ups alternating round by round in the same run:
   in as ``timber_bench_owner`` (INHERIT member of ``timber_owner``, the table owner) while
   ``sessions`` is ``NO FORCE ROW LEVEL SECURITY``: the owner bypasses RLS, no context is sent.
   Each call is a plain transaction: ``BEGIN``, the statement (prepared), ``COMMIT``.
-* **RLS off, autocommit**: the same statement alone in autocommit (one round trip, prepared):
-  the floor of any transport.
+* **RLS off, same path**: the owner's login, no context, and the same driver-level path as
+  "RLS on": ``EXECUTE <prepared statement>`` alone in autocommit (one round trip). The same
+  statements without RLS and without the context: the comparator of issue 14's goal 3.
 
 psycopg's automatic prepared statements stay on (``prepare_threshold`` 5, the default) in both.
 Prints the median wall time per call (CPU beside it) and the ratio of throughputs
@@ -34,7 +36,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -77,93 +78,90 @@ def main(argv: list[str] | None = None) -> int:
     if not args.url:
         print("set TIMBER_TEST_DATABASE_URL or pass --url (a superuser, e.g. postgresql://postgres@127.0.0.1:5432/test)")
         return 2
-    base: URL = make_url(args.url).set(drivername="postgresql+psycopg")
-    name = f"timber_bench_{uuid.uuid4().hex[:8]}"
-    server = create_engine(base, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin = base.set(database=name)
-    try:
-        timber_core.initialize_timber("canopy", database_url=admin, create_tables=True).close()
-        engine = create_engine(admin)
-        with engine.begin() as conn:
-            _login(conn, "timber_bench_app", "timber_canopy", inherit=False)
-            _login(conn, "timber_bench_owner", "timber_owner", inherit=True)
-            conn.execute(text(
-                "INSERT INTO users (id, email, username, created_at, updated_at) SELECT 'u' || g, 'u' || g, "
-                "'u' || g, now(), now() FROM generate_series(1, :n) g"), {"n": args.users})
-            conn.execute(text(
-                "INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
-                "SELECT 's' || g, 'u' || (g % :n + 1), (ARRAY['trading','paper_trading','research','analysis'])"
-                "[(g / :n) % 4 + 1], 'x', 'active', now() - g * interval '1 second', now() FROM generate_series(1, :n * 20) g"
-            ), {"n": args.users})
-            conn.execute(text("ANALYZE"))
-        kernel = timber_core.initialize_timber("canopy", database_url=base.set(database=name, username="timber_bench_app"))
-        with engine.begin() as conn:  # after the startup check, which would rightly refuse this
-            conn.execute(text("ALTER TABLE sessions NO FORCE ROW LEVEL SECURITY"))
-        db = kernel.db
-        on_engine, on_one = db.engine, db._one_engine
-        off_engine = create_engine(base.set(database=name, username="timber_bench_owner"),
-                                   pool_size=5).execution_options(**{NO_CONTEXT: True})
-        with off_engine.connect() as conn:
-            assert conn.execute(text("SELECT current_user")).scalar() == "timber_bench_owner"
-        setups: dict[str, tuple[Any, Any]] = {  # (engine of connection(), engine of one_statement())
-            "on": (on_engine, on_one), "on3": (on_engine, None), "ctx": (on_engine, on_one),
-            "off": (off_engine, None), "off1": (off_engine, off_engine.execution_options(isolation_level="AUTOCOMMIT")),
-        }
+    from timber_core.testing import scratch_database
 
-        def use(setup: str) -> None:
-            db.engine = db._work_engine = setups[setup][0]
-            db._one_engine = setups[setup][1]
+    with scratch_database(args.url) as scratch:
+        return _run(args, make_url(scratch))
 
-        user = "u7"
-        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        calls: dict[str, Callable[[], Any]] = {
-            "get_user_sessions": lambda: session_service.get_user_sessions(user),
-            "create_session": lambda: session_service.create_session("u8", "trading"),
-        }
-        with app_context("canopy"):
-            for setup in setups:  # warm up: prepare statements
+
+def _run(args: argparse.Namespace, admin: URL) -> int:
+    base, name = admin, admin.database
+    timber_core.initialize_timber("canopy", database_url=admin, create_tables=True).close()
+    engine = create_engine(admin)
+    with engine.begin() as conn:
+        _login(conn, "timber_bench_app", "timber_canopy", inherit=False)
+        _login(conn, "timber_bench_owner", "timber_owner", inherit=True)
+        conn.execute(text(
+            "INSERT INTO users (id, email, username, created_at, updated_at) SELECT 'u' || g, 'u' || g, "
+            "'u' || g, now(), now() FROM generate_series(1, :n) g"), {"n": args.users})
+        conn.execute(text(
+            "INSERT INTO sessions (id, user_id, session_type, app_name, status, created_at, updated_at) "
+            "SELECT 's' || g, 'u' || (g % :n + 1), (ARRAY['trading','paper_trading','research','analysis'])"
+            "[(g / :n) % 4 + 1], 'x', 'active', now() - g * interval '1 second', now() FROM generate_series(1, :n * 20) g"
+        ), {"n": args.users})
+        conn.execute(text("ANALYZE"))
+    kernel = timber_core.initialize_timber("canopy", database_url=base.set(database=name, username="timber_bench_app"))
+    with engine.begin() as conn:  # after the startup check, which would rightly refuse this
+        conn.execute(text("ALTER TABLE sessions NO FORCE ROW LEVEL SECURITY"))
+    db = kernel.db
+    on_engine, on_one = db.engine, db._one_engine
+    off_engine = create_engine(base.set(database=name, username="timber_bench_owner"),
+                               pool_size=5).execution_options(**{NO_CONTEXT: True})
+    with off_engine.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == "timber_bench_owner"
+    setups: dict[str, tuple[Any, Any]] = {  # (engine of connection(), engine of one_statement())
+        "on": (on_engine, on_one), "on3": (on_engine, None), "ctx": (on_engine, on_one),
+        "off": (off_engine, None), "off1": (off_engine, off_engine.execution_options(isolation_level="AUTOCOMMIT")),
+    }
+
+    def use(setup: str) -> None:
+        db.engine = db._work_engine = setups[setup][0]
+        db._one_engine = setups[setup][1]
+
+    user = "u7"
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    calls: dict[str, Callable[[], Any]] = {
+        "get_user_sessions": lambda: session_service.get_user_sessions(user),
+        "create_session": lambda: session_service.create_session("u8", "trading"),
+    }
+    with app_context("canopy"):
+        for setup in setups:  # warm up: prepare statements
+            use(setup)
+            for fn in calls.values():
+                _time(fn, 20)
+        for _ in range(args.rounds):
+            for setup in setups:
+                if setup == "ctx":  # Timber's context, but RLS disabled on the table
+                    with engine.begin() as conn:
+                        conn.execute(text("ALTER TABLE sessions DISABLE ROW LEVEL SECURITY"))
                 use(setup)
-                for fn in calls.values():
-                    _time(fn, 20)
-            for _ in range(args.rounds):
-                for setup in setups:
-                    if setup == "ctx":  # Timber's context, but RLS disabled on the table
-                        with engine.begin() as conn:
-                            conn.execute(text("ALTER TABLE sessions DISABLE ROW LEVEL SECURITY"))
-                    use(setup)
-                    for fn in calls.values():  # re-prepare after the DDL, untimed
-                        _time(fn, 10)
-                    for call, fn in calls.items():
-                        results.setdefault((call, setup), []).append(_time(fn, args.n))
-                    if setup == "ctx":
-                        with engine.begin() as conn:
-                            conn.execute(text("ALTER TABLE sessions ENABLE ROW LEVEL SECURITY"))
-            use("on")
-            seen = len(session_service.get_user_sessions(user))
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE sessions FORCE ROW LEVEL SECURITY"))
-        engine.dispose()
-        off_engine.dispose()
-        kernel.close()
-        print(f"PostgreSQL {base.host}:{base.port}, {args.users} users, {args.users * 20} sessions; "
-              f"{args.rounds} rounds x {args.n} calls per set-up; prepared statements on (psycopg default)")
-        names = {"on": "RLS on", "on3": "RLS on, 3 round trips", "ctx": "context, RLS disabled",
-                 "off": "RLS off", "off1": "RLS off, autocommit"}
-        print("| call | set-up | wall µs/call | CPU µs/call | throughput vs RLS off | vs RLS off, autocommit |")
-        print("|---|---|---:|---:|---:|---:|")
-        for call in calls:
-            med = {k: (statistics.median(w for w, _ in results[(call, k)]) * 1e6,
-                       statistics.median(c for _, c in results[(call, k)]) * 1e6) for k in setups}
-            for k in setups:
-                print(f"| {call} | {names[k]} | {med[k][0]:.1f} | {med[k][1]:.1f} | "
-                      f"{med['off'][0] / med[k][0]:.2f}x | {med['off1'][0] / med[k][0]:.2f}x |")
-        print(f"(user {user} sees {seen} of their Canopy sessions under RLS)")
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+                for fn in calls.values():  # re-prepare after the DDL, untimed
+                    _time(fn, 10)
+                for call, fn in calls.items():
+                    results.setdefault((call, setup), []).append(_time(fn, args.n))
+                if setup == "ctx":
+                    with engine.begin() as conn:
+                        conn.execute(text("ALTER TABLE sessions ENABLE ROW LEVEL SECURITY"))
+        use("on")
+        seen = len(session_service.get_user_sessions(user))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE sessions FORCE ROW LEVEL SECURITY"))
+    engine.dispose()
+    off_engine.dispose()
+    kernel.close()
+    print(f"PostgreSQL {base.host}:{base.port}, {args.users} users, {args.users * 20} sessions; "
+          f"{args.rounds} rounds x {args.n} calls per set-up; prepared statements on (psycopg default)")
+    names = {"on": "RLS on", "on3": "RLS on, 3 round trips", "ctx": "context, RLS disabled",
+             "off": "RLS off", "off1": "RLS off, same path"}
+    print("| call | set-up | wall µs/call | CPU µs/call | throughput vs RLS off | vs RLS off, same path |")
+    print("|---|---|---:|---:|---:|---:|")
+    for call in calls:
+        med = {k: (statistics.median(w for w, _ in results[(call, k)]) * 1e6,
+                   statistics.median(c for _, c in results[(call, k)]) * 1e6) for k in setups}
+        for k in setups:
+            print(f"| {call} | {names[k]} | {med[k][0]:.1f} | {med[k][1]:.1f} | "
+                  f"{med['off'][0] / med[k][0]:.2f}x | {med['off1'][0] / med[k][0]:.2f}x |")
+    print(f"(user {user} sees {seen} of their Canopy sessions under RLS)")
     return 0
 
 

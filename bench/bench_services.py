@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select
 
 import timber_core
 from timber_core import user_context
@@ -153,19 +153,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         rows += run(f"sqlite:///{d}/bench.db", "SQLite", args.ops, args.rounds)
     if args.postgres:
-        from sqlalchemy.engine import make_url
+        from timber_core.testing import scratch_database
 
-        base = make_url(args.postgres).set(drivername="postgresql+psycopg")
-        name = f"timber_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            rows += run(base.set(database=name).render_as_string(hide_password=False), "PostgreSQL", args.ops, args.rounds)
-        finally:
-            timber_core.get_kernel().close()
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with scratch_database(args.postgres) as url:
+            rows += run(url, "PostgreSQL", args.ops, args.rounds)
     print("| database | operation | service ms/op (CPU) | Core ms/op | service / Core | raw psycopg ms/op "
           "| service / raw psycopg (wall) | (CPU) |")
     print("|---|---|---|---|---|---|---|---|")

@@ -15,17 +15,23 @@ Only the first start-up of a process freezes. A process that initializes again (
 re-initialization) replaces kernels whose objects must stay collectable: :func:`release`
 (called by ``shutdown()``) unfreezes, and later start-ups only pause the collector.
 ``gc.unfreeze()`` has no scope: what the application itself froze before is unfrozen too.
+
+A command-line process that never builds a kernel still pays the interpreter's final collection,
+which traverses every module and object left (``timber apps list`` with 50 apps: about 15 ms of
+its 120): :func:`skip_exit_collection` freezes the heap when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["paused", "freeze", "release"]
+__all__ = ["paused", "freeze", "release", "skip_exit_collection"]
 
 _froze_once = False
+_exit_registered = False
 
 
 @contextmanager
@@ -60,3 +66,16 @@ def release() -> None:
     """Unfreeze what :func:`freeze` froze, so a replaced kernel's objects can be collected."""
     if _froze_once:
         gc.unfreeze()
+
+
+def skip_exit_collection() -> None:
+    """Freeze the heap at interpreter exit, before the final collection would traverse it (once per process).
+
+    Only for a process that is a command: what is still alive at exit is freed by the operating
+    system either way; objects in reference cycles then have no ``__del__`` run at exit, which
+    Python never promised.
+    """
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(gc.freeze)

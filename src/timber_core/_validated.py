@@ -9,6 +9,9 @@ and each model file's path, size and modification time in nanoseconds, so a chan
 removed file (or app) validates again. A set with problems is never kept: it is validated, and
 reported, on every run.
 
+Each record keeps, beside the fingerprint, the model names of every app it covers (in file
+order), so an unchanged set is listed without reading its model files at all.
+
 It is only a cache: it is written only into an existing ``TIMBER_HOME`` (listing apps never
 creates one), atomically (several processes may write it at once), and any error reading or
 writing it is ignored. ``initialize_timber`` and ``timber check`` always validate.
@@ -17,6 +20,7 @@ writing it is ignored. ``initialize_timber`` and ``timber check`` always validat
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from collections.abc import Iterable
 
@@ -49,30 +53,60 @@ def fingerprint(version: str, apps: Iterable[tuple[str, Iterable[str]]]) -> str:
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"
 
 
-def _read(home: str) -> list[str]:
+def _read(home: str) -> dict[str, str]:
+    """The records of ``home``: fingerprint -> its model names, as written (``<fingerprint> <names>`` a line)."""
     try:
-        with open(os.path.join(home, _FILE), encoding="ascii") as f:
-            return f.read().split()
+        with open(os.path.join(home, _FILE), encoding="utf-8") as f:
+            lines = f.read().splitlines()
     except (OSError, ValueError):
-        return []
+        return {}
+    records = {}
+    for line in lines:
+        print_, _, names = line.partition(" ")
+        if names:  # a line without names (written before they were kept) is not a record
+            records[print_] = names
+    return records
 
 
-def known(home: str, print_: str) -> bool:
-    """Whether ``print_`` validated clean before (under TIMBER_HOME ``home``)."""
-    return print_ in _read(home)
+#: A record's names: ``app=Model,Model;app=`` (app and model names are identifiers; not JSON, whose
+#: import would cost ``timber apps list`` about 3 ms).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=(?:[A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)?")
 
 
-def remember(home: str, print_: str) -> None:
-    """Record that ``print_`` validated clean; do nothing when ``home`` does not exist or cannot be written."""
+def known(home: str, print_: str) -> dict[str, list[str]] | None:
+    """The model names by app recorded with ``print_`` (under TIMBER_HOME ``home``), None when it is unknown."""
+    text = _read(home).get(print_)
+    if text is None:
+        return None
+    found: dict[str, list[str]] = {}
+    for part in text.split(";"):
+        if not _NAMES.fullmatch(part):
+            return None  # not a record this code wrote: validate again
+        app, _, names = part.partition("=")
+        found[app] = names.split(",") if names else []
+    return found
+
+
+def remember(home: str, print_: str, names: dict[str, list[str]]) -> None:
+    """Record that ``print_`` validated clean, with each app's model ``names``.
+
+    Do nothing when ``home`` does not exist or cannot be written.
+    """
     if not os.path.isdir(home):
         return
-    kept = [p for p in _read(home) if p != print_][-(_KEEP - 1):] + [print_]
+    if not all(_NAME.fullmatch(n) for app, models in names.items() for n in (app, *models)):
+        return  # a name this record cannot hold: such a set is simply validated every time
+    text = ";".join(f"{app}={','.join(models)}" for app, models in names.items())
+    records = _read(home)
+    records.pop(print_, None)
+    kept = list(records.items())[-(_KEEP - 1):] + [(print_, text)]
     path = os.path.join(home, _FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write("\n".join(kept) + "\n")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(f"{p} {n}\n" for p, n in kept))
         os.replace(tmp, path)  # atomic: a reader sees the old list or the new one
     except OSError:
         try:

@@ -231,14 +231,12 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
-def _set_transaction_context(conn: Any) -> None:
-    """``begin`` listener (PostgreSQL): switch the transaction to the context's role, app and user.
+def _context_values(options: Any) -> tuple[str, str, str, str, str]:
+    """The values of CONTEXT_SQL for the caller's context: role, app, user, lock and statement timeouts.
 
-    Raise NotInitializedError when there is no app context, and ConfigurationError
-    when the login may not switch to the role, naming the grant that fixes it.
+    ``options``: the engine's execution options (the timeouts). Raise NotInitializedError when
+    there is no app context.
     """
-    if conn.get_execution_options().get(NO_CONTEXT):
-        return
     try:
         app = current_app()
     except NotInitializedError as exc:
@@ -246,11 +244,22 @@ def _set_transaction_context(conn: Any) -> None:
             f"a PostgreSQL transaction was opened without an app context, so Timber cannot choose "
             f"its role and row-level security would have nothing to go on: {exc}"
         ) from None
-    role = context_role(app)
     user = current_user()
-    options = conn.get_execution_options()
     lock_ms, statement_ms = options.get(_TIMEOUTS, ("5000", "30000"))
-    values = (role, app, "" if user is None else str(user), lock_ms, statement_ms)
+    return (context_role(app), app, "" if user is None else str(user), lock_ms, statement_ms)
+
+
+def _set_transaction_context(conn: Any) -> None:
+    """``begin`` listener (PostgreSQL): switch the transaction to the context's role, app and user.
+
+    Raise NotInitializedError when there is no app context, and ConfigurationError
+    when the login may not switch to the role, naming the grant that fixes it.
+    """
+    options = conn.get_execution_options()
+    if options.get(NO_CONTEXT):
+        return
+    values = _context_values(options)
+    role, app = values[0], values[1]
     if options.get(_ONE_STATEMENT):
         # Sent with the statement itself, by _execute_with_context.
         conn.info[_ARMED] = values
@@ -276,12 +285,12 @@ def _set_transaction_context(conn: Any) -> None:
                 CONTEXT_SQL, None, exc, psycopg.Error, connection_invalidated=True, dialect=conn.dialect
             ) from exc
         driver.rollback()
-        raise _role_refused(conn, app, role, exc) from None
+        raise _role_refused(conn.engine, app, role, exc) from None
 
 
-def _role_refused(conn: Any, app: str, role: str, exc: BaseException) -> ConfigurationError:
+def _role_refused(engine: Any, app: str, role: str, exc: BaseException) -> ConfigurationError:
     """The error for a login that may not switch to ``role``, naming the grant that fixes it."""
-    login = conn.engine.url.username or "the login of DATABASE_URL"
+    login = engine.url.username or "the login of DATABASE_URL"
     return ConfigurationError(
         f"app context {app!r}: the database login {login!r} cannot act as role {role!r} "
         f"({str(exc).strip()}). Run the migrations (timber migrate) so the role exists, then, "
@@ -314,20 +323,7 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
         )
     import psycopg
 
-    driver = cursor.connection
-    info = conn.info
-    binder = info.get(_BINDER)
-    if binder is None or binder.connection is not driver:
-        binder = info[_BINDER] = psycopg.ClientCursor(driver)
-        info[_PREPARED] = {}
-        info[_HEADS] = {}
-    prepared: dict[str, str] = info[_PREPARED]
-    heads: dict[tuple[str, ...], str] = info[_HEADS]
-    head = heads.get(values)
-    if head is None:  # the same app and user call again and again: bind their context once per connection
-        if len(heads) >= _MAX_HEADS:
-            heads.clear()
-        head = heads[values] = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
+    binder, prepared, head = _connection_state(conn.info, cursor.connection, values)
     compiled = getattr(context, "compiled", None)
     # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
     raw = compiled is None or context.isddl or isinstance(compiled.statement, TextClause)
@@ -359,7 +355,7 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
             continue
         except psycopg.errors.InsufficientPrivilege as exc:
             if str(exc).strip() == f'permission denied to set role "{values[0]}"':
-                raise _role_refused(conn, values[1], values[0], exc) from None
+                raise _role_refused(conn.engine, values[1], values[0], exc) from None
             raise
         break
     if form is not None and name is not None:
@@ -367,6 +363,33 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
     while cursor.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
         pass
     return True
+
+
+def _connection_state(info: Any, driver: Any, values: tuple[str, ...] | None) -> tuple[Any, dict[str, str], str]:
+    """What one-statement messages use on a pooled connection: its binder, its prepared statements, the head.
+
+    ``info``: the pooled connection's ``info``; ``driver``: its psycopg connection. The binder is
+    a psycopg ``ClientCursor`` (it quotes values with the driver's adapters); the prepared
+    statements map numbered SQL to their names on this connection; the head is
+    ``RESET ALL; SELECT set_config(...); `` for the context ``values`` (empty for None: a
+    connection without context), bound once per connection and context.
+    """
+    import psycopg
+
+    binder = info.get(_BINDER)
+    if binder is None or binder.connection is not driver:
+        binder = info[_BINDER] = psycopg.ClientCursor(driver)
+        info[_PREPARED] = {}
+        info[_HEADS] = {}
+    if values is None:
+        return binder, info[_PREPARED], ""
+    heads: dict[tuple[str, ...], str] = info[_HEADS]
+    head = heads.get(values)
+    if head is None:  # the same app and user call again and again: bind their context once per connection
+        if len(heads) >= _MAX_HEADS:
+            heads.clear()
+        head = heads[values] = "RESET ALL; " + binder.mogrify(CONTEXT_SQL, values) + "; "
+    return binder, info[_PREPARED], head
 
 
 #: The most statements one_statement() prepares on one connection (the services need about a dozen).
@@ -411,6 +434,77 @@ def _refuse_executemany(cursor: Any, statement: str, parameters: Any, context: A
     if context.execution_options.get(_ONE_STATEMENT) and not context.execution_options.get(NO_CONTEXT):
         raise TimberError("one_statement(): executemany() is several statements; use DatabaseManager.connection()")
     return False
+
+
+@dataclasses.dataclass(eq=False)
+class _Shape:
+    """A kernel service's statement compiled once for :meth:`DatabaseManager._run_kernel_statement`."""
+
+    statement: Any
+    #: The compiled statement (``%(name)s`` placeholders) and the same with ``$1``, ``$2``... (what
+    #: PREPARE takes; the same text one_statement() prepares, so both paths share the prepared statement).
+    text: str
+    sql: str
+    #: Per ``$n``: (parameter name, its value compiled into the statement, the type's bind processor).
+    binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+    #: ``EXECUTE {}(%s, ...)``: the run of a prepared statement, its name to fill in.
+    run: str
+    #: Builds a ``Row`` from a tuple of the driver, keyed as SQLAlchemy keys rows of the statement;
+    #: None for a statement without rows.
+    make_row: Callable[[Any], Any] | None
+    #: Per column, the type's result processor (None: the driver's value is the value).
+    processors: tuple[Callable[[Any], Any] | None, ...] = ()
+
+
+def _compile_shape(statement: Any, keys: tuple[str, ...], dialect: Any) -> _Shape | None:
+    """Compile ``statement`` (``keys``: an INSERT's value columns) for the driver-level path.
+
+    None when the statement needs what only SQLAlchemy's execution does: values computed at
+    execution (Python-side column defaults, ``IN`` lists expanded per call), ``RETURNING``,
+    placeholders this cannot number, or selected columns that are not plain table columns.
+    """
+    from sqlalchemy import Column
+    from sqlalchemy.engine.result import result_tuple
+
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    if (compiled.post_compile_params or compiled.literal_execute_params or compiled.insert_prefetch
+            or compiled.update_prefetch or compiled.returning):
+        return None
+    form = _numbered(compiled.string)
+    if form is None:
+        return None
+    sql, names = form
+    required = {name for bind, name in compiled.bind_names.items() if bind.required}
+    fixed = compiled.construct_params(dict.fromkeys(required | set(keys)))
+    types = {name: bind.type for bind, name in compiled.bind_names.items()}
+    binds = tuple((n, fixed.get(n), types[n].dialect_impl(dialect).bind_processor(dialect)) for n in names)
+    run = "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
+    if not getattr(statement, "is_select", False):
+        return _Shape(statement, compiled.string, sql, binds, run, None)
+    columns = list(statement.selected_columns)
+    if not all(isinstance(c, Column) for c in columns):
+        return None
+    # Keyed like SQLAlchemy's own rows of select(table): by column name (the fields), key and Column.
+    make_row = result_tuple([c.name for c in columns], [(c.key, c) if c.key != c.name else (c,) for c in columns])
+    processors = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    return _Shape(statement, compiled.string, sql, binds, run, make_row, processors if any(processors) else ())
+
+
+def _listeners_pass(engine: Any) -> bool:
+    """Whether nothing watches ``engine``'s statements but listeners that pass kernel statements.
+
+    The driver-level path dispatches no SQLAlchemy execution events: it is taken only when no
+    listener (a statement logger, a test's counter) would miss its statement, and not under ``echo``.
+    """
+    if engine.echo:
+        return False
+    dispatch = engine.dispatch
+    for listeners in (dispatch.before_execute, dispatch.after_execute, dispatch.before_cursor_execute,
+                      dispatch.after_cursor_execute):
+        for fn in listeners:
+            if not getattr(getattr(fn, "__func__", fn), "timber_passes_kernel_statements", False):
+                return False
+    return True
 
 
 def _send_context(driver: Any, values: tuple[str, str, str, str, str]) -> None:
@@ -555,6 +649,9 @@ class DatabaseManager:
         #: own and the message is its own implicit transaction; SQLAlchemy resets autocommit when
         #: the connection returns to the pool.
         self._one_engine: Any = None
+        #: The kernel statements compiled for _run_kernel_statement, by (id of the statement, keys):
+        #: (the statement, its _Shape or None when it must go through Core).
+        self._shapes: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
         if self.dialect == "postgresql":
             self._one_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_ONE_STATEMENT: True})
         # expire_on_commit=False: objects returned from a scope stay readable after it.
@@ -776,6 +873,108 @@ class DatabaseManager:
             return
         with self._one_engine.begin() as conn:
             yield conn
+
+    def _run_kernel_statement(self, statement: Any, params: dict[str, Any], keys: tuple[str, ...] = ()) -> Any:
+        """Run one of the kernel services' own statements as one statement in the current context.
+
+        Return its rows (a list of ``Row``, keyed as SQLAlchemy keys them) or, for a statement
+        without rows, its rowcount. ``statement`` must be built once and reused (it is compiled
+        once per ``keys``, the column keys of an INSERT's values) and reach only kernel tables:
+        the isolation guard passes such statements, and this path does not consult it.
+
+        On PostgreSQL, outside a unit of work, the statement goes under SQLAlchemy Core: the
+        message of :meth:`one_statement` (``RESET ALL; SELECT set_config(...); EXECUTE ...``,
+        values bound by psycopg) is sent on the pooled driver connection in autocommit, which is
+        switched back before the connection returns to the pool; the rows are built from the
+        driver's tuples. Errors are raised as SQLAlchemy raises them (``sqlalchemy.exc.DBAPIError``
+        subclasses with ``.orig``); a lost connection is reported and the pool's connections
+        discarded as for any other statement. Elsewhere (SQLite, inside a ``session_scope()``,
+        under ``echo`` or an execution-event listener) this is ``one_statement()`` with Core.
+        """
+        shape = None
+        if self._one_engine is not None and self._joinable() is None and _listeners_pass(self.engine):
+            key = (id(statement), keys)
+            known = self._shapes.get(key)
+            if known is not None and known[0] is statement:
+                shape = known[1]
+            else:  # first use (or another statement now has that id): compile it
+                if len(self._shapes) >= _MAX_PREPARED:
+                    self._shapes.clear()
+                shape = _compile_shape(statement, keys, self.engine.dialect)
+                self._shapes[key] = (statement, shape)
+        if shape is None:
+            with self.one_statement() as conn:
+                result = conn.execute(statement, params)
+                return result.all() if result.returns_rows else result.rowcount
+        return self._run_shape(shape, params)
+
+    def _run_shape(self, shape: _Shape, params: dict[str, Any]) -> Any:
+        """Send ``shape`` with ``params`` and its context in one message on a pooled connection (see above)."""
+        import psycopg
+        import sqlalchemy.exc
+
+        engine = self.engine
+        options = engine.get_execution_options()
+        values = None if options.get(NO_CONTEXT) else _context_values(options)
+        args = tuple(params.get(name, fixed) if processor is None else processor(params.get(name, fixed))
+                     for name, fixed, processor in shape.binds)
+        try:
+            fairy = engine.raw_connection()
+        except psycopg.Error as exc:
+            raise self.unavailable(exc) from exc
+        driver = fairy.driver_connection
+        binder = None
+        lost = False
+        try:
+            binder, prepared, head = _connection_state(fairy.info, driver, values)
+            driver.autocommit = True  # the message is its own implicit transaction: no BEGIN from psycopg
+            for attempt in (1, 2):
+                name = prepared.get(shape.sql)
+                if name is not None:
+                    query = head + binder.mogrify(shape.run.format(name), args)
+                elif len(prepared) < _MAX_PREPARED:
+                    name = f"timber_ps_{next(_prepared_names)}"
+                    query = head + f"PREPARE {name} AS {shape.sql}; " + binder.mogrify(shape.run.format(name), args)
+                else:  # this connection prepared its fill (app code's statements): send the values inline
+                    query = head + binder.mogrify(shape.text, dict(zip((b[0] for b in shape.binds), args)))
+                try:
+                    binder.execute(query, prepare=False)
+                except psycopg.errors.InvalidSqlStatementName:
+                    prepared.clear()  # app code ran DEALLOCATE/DISCARD on this connection: prepare anew
+                    if attempt == 2:
+                        raise
+                    continue
+                break
+            if name is not None:
+                prepared[shape.sql] = name
+            while binder.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
+                pass
+            if shape.make_row is None:
+                return binder.rowcount
+            rows = binder.fetchall()
+            if shape.processors:
+                procs = shape.processors
+                rows = [tuple(v if p is None else p(v) for p, v in zip(procs, r)) for r in rows]
+            return list(map(shape.make_row, rows))
+        except psycopg.Error as exc:
+            if values is not None and isinstance(exc, psycopg.errors.InsufficientPrivilege) and (
+                    str(exc).strip() == f'permission denied to set role "{values[0]}"'):
+                raise _role_refused(engine, values[1], values[0], exc) from None
+            lost = bool(engine.dialect.is_disconnect(exc, driver, binder))
+            if lost:
+                _connection_lost(engine, fairy.info, exc)
+                engine.pool._invalidate(fairy, exc, _checkin=False)  # the others: reconnect on checkout
+                fairy.invalidate(exc)
+            raise sqlalchemy.exc.DBAPIError.instance(
+                shape.text, dict(zip((b[0] for b in shape.binds), args)), exc, psycopg.Error,
+                hide_parameters=engine.hide_parameters, connection_invalidated=lost, dialect=engine.dialect) from exc
+        finally:
+            if not lost:
+                try:
+                    driver.autocommit = False
+                except psycopg.Error as exc:  # the connection broke under us: it must not be reused
+                    fairy.invalidate(exc)
+            fairy.close()
 
     @contextlib.contextmanager
     def admin_connection(self) -> Iterator[Any]:

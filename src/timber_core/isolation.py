@@ -149,24 +149,25 @@ class Isolation:
         event.listen(factory, "before_flush", self._on_flush)
         engine = factory.kw.get("bind")
         if engine is not None:
-            event.listen(engine, "before_cursor_execute", self._on_cursor)
+            # retval=True: registered as itself (not wrapped), so DatabaseManager can tell it apart.
+            event.listen(engine, "before_cursor_execute", self._on_cursor, retval=True)
 
     # -- every compiled statement -------------------------------------------
-    def _on_cursor(self, conn: Any, _cursor: Any, _sql: str, _params: Any, context: Any, _many: bool) -> None:
+    def _on_cursor(self, conn: Any, _cursor: Any, sql: str, params: Any, context: Any, _many: bool) -> tuple[str, Any]:
         """``before_cursor_execute``: refuse a compiled statement reaching another app's private table."""
         compiled = getattr(context, "compiled", None)
         if compiled is None or conn.get_execution_options().get(NO_CONTEXT):
-            return
+            return sql, params
         try:
             app = current_app()
         except NotInitializedError:
-            return
+            return sql, params
         if app == PLATFORM:
-            return
+            return sql, params
         memo = compiled.__dict__
         passed = memo.get("_timber_passed")  # the apps this compiled statement was already checked for
         if passed is not None and app in passed:
-            return
+            return sql, params
         tables = memo.get("_timber_tables")
         if tables is None:
             tables = memo["_timber_tables"] = self._tables_of(compiled)
@@ -177,6 +178,11 @@ class Isolation:
             if spec is not None and spec.app != KERNEL_APP:
                 self.check_model(spec, app, "write" if write else "query")
         memo["_timber_passed"] = (passed or frozenset()) | {app}
+        return sql, params
+
+    # Kernel statements on kernel tables always pass this guard, so the driver-level path of the
+    # shared services (DatabaseManager._run_kernel_statement), which dispatches no events, may skip it.
+    _on_cursor.timber_passes_kernel_statements = True  # type: ignore[attr-defined]
 
     @staticmethod
     def _tables_of(compiled: Any) -> tuple[str, ...]:

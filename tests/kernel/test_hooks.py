@@ -333,3 +333,21 @@ def test_model_files_come_after_the_files_they_depend_on(tmp_path: Path) -> None
         "      - name: id\n        type: String(36)\n        primary_key: true\n", encoding="utf-8")
     schema = load_schema([("cyc", str(tmp_path))])
     assert ([Path(f.path).name for f in schema.files], schema.problems) == (["c.yaml", "a.yaml", "b.yaml"], [])
+
+
+def test_a_plugin_modules_hooks_are_its_marked_functions_only() -> None:
+    module = ModuleType("timber_probe_plugin")
+    module.timber_session_types = ["not", "a", "hook"]  # a list named like a hook: never called
+
+    @hookimpl
+    def timber_app_info() -> dict[str, str]:
+        return {"name": "probe"}
+
+    def timber_model_dirs() -> list[str]:  # not marked: not a hook implementation
+        return ["/nowhere"]
+
+    module.timber_app_info, module.timber_model_dirs, module.hookimpl = timber_app_info, timber_model_dirs, hookimpl
+    pm = new_manager()
+    pm.register(module, name="probe")
+    assert sorted(c.name for c in pm.get_hookcallers(module) or []) == ["timber_app_info"]
+    assert pm.hook.timber_app_info() == [{"name": "probe"}]

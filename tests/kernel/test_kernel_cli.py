@@ -317,6 +317,28 @@ def test_apps_list_validates_unchanged_model_files_once_per_timber_home(tmp_path
     assert (second.returncode, second.stdout) == (0, "[]\n"), second.stderr
 
 
+#: ``timber apps list`` in this interpreter with every model-file read refused.
+_LIST_READING_NO_MODEL_FILE = (
+    "import sys\n"
+    "sys.argv = ['timber', 'apps', 'list']\n"
+    "import timber_core.cli as c\n"
+    "def refuse(dirs):\n"
+    "    raise AssertionError(f'model files read: {dirs}')\n"
+    "c._model_names = refuse\n"
+    "c.main()\n"
+)
+
+
+def test_apps_list_of_a_recorded_set_reads_no_model_file_and_lists_the_same(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"TIMBER_HOME": str(home)}
+    first = run_timber("apps", "list", env=env)
+    second = run_timber(code=_LIST_READING_NO_MODEL_FILE, env=env)
+    assert (second.returncode, second.stderr) == (0, ""), second.stderr
+    assert second.stdout == first.stdout
+
+
 def test_apps_list_validates_again_after_a_model_file_changes(tmp_path: Path) -> None:
     home, models = tmp_path / "home", tmp_path / "models"
     home.mkdir()

@@ -221,3 +221,30 @@ def test_direct_app_named_platform_is_refused(tmp_path: Path) -> None:
         "app 'platform': the app name 'platform' is reserved for the kernel; rename the entry point in "
         "initialize_timber(app_name=...)"
     ]
+
+
+def test_core_headers_reads_name_and_version_before_the_description() -> None:
+    from timber_core.plugins import _core_headers
+
+    text = "Metadata-Version: 2.1\nName: timber-x\nSummary: a\n  folded summary\nVersion: 1.2\n\nName: not-this\n"
+    assert _core_headers(text) == {"Name": "timber-x", "Version": "1.2"}
+
+
+@pytest.mark.parametrize("text", [
+    "Name: timber-x\n  continued\nVersion: 1.2\n",  # folded: the email parser's to read
+    "Name: timber-x\nName: timber-y\nVersion: 1.2\n",  # twice
+])
+def test_core_headers_leaves_unusual_headers_to_the_email_parser(text: str) -> None:
+    from timber_core.plugins import _core_headers
+
+    assert _core_headers(text) == {}
+
+
+def test_installed_apps_have_the_name_and_version_importlib_metadata_reads() -> None:
+    from importlib.metadata import distribution
+
+    registry = _discover()
+    for name in ("canopy", "grove"):
+        app = registry.get(name)
+        meta = distribution(app.distribution).metadata
+        assert (app.distribution, app.version) == (meta["Name"], meta["Version"])

@@ -82,3 +82,25 @@ def test_start_up_leaves_the_thresholds_as_they_were(timber_kernel_factory: Call
     before = gc.get_threshold()
     timber_kernel_factory("grove")
     assert gc.get_threshold() == before
+
+
+#: A command run in a fresh interpreter, then the exit handlers it registered, then what is frozen.
+_COMMAND_THEN_EXIT = """
+import atexit, gc, sys
+from timber_core.cli import main
+sys.argv = ["timber", "apps", "list"]
+try:
+    main()
+except SystemExit:
+    pass
+before = gc.get_freeze_count()
+atexit._run_exitfuncs()
+print(before, gc.get_freeze_count() > 10_000, file=sys.stderr)
+"""
+
+
+def test_a_cli_command_freezes_the_heap_at_exit_only(tmp_path: Path) -> None:
+    env = {**os.environ, "TIMBER_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", _COMMAND_THEN_EXIT], capture_output=True, text=True, env=env,
+                            check=False)
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (0, "0 True")

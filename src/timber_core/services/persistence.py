@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, literal, select, text, update
 
 from ..cache.hooks import NOTIFICATIONS, SESSIONS, USER
 from ..cache.service import KERNEL_NAMESPACE
@@ -88,6 +88,18 @@ class _SharedService(BaseService):
 
     def _table(self) -> Table:
         return self.kernel.models[self.model].__table__  # type: ignore[no-any-return]
+
+    def _kernel_stmt(self, key: tuple[Any, ...], build: Any) -> Any:
+        """Return the statement ``build(table)`` of this service's table, built once per kernel and ``key``.
+
+        Reused statements are compiled once (SQLAlchemy's cache, DatabaseManager._run_kernel_statement).
+        """
+        cache = self.kernel.__dict__.setdefault("_timber_stmt_cache", {})
+        full = (self.model, *key)
+        stmt = cache.get(full)
+        if stmt is None:
+            stmt = cache[full] = build(self._table())
+        return stmt
 
     def _cached(self, user_id: str, family: str, variant: str, load: Any) -> Any:
         """Return ``load()`` through the kernel's cache (bypassed inside an open transaction)."""
@@ -263,8 +275,8 @@ class SessionService(_SharedService):
         message names the owner), ValidationError for malformed arguments.
         """
         row = self._row(user_id, session_type, metadata, "create_session", _now())
-        with self._tx(user_id, one_statement=True) as conn:
-            conn.execute(insert(self._table()), row)
+        with user_context(user_id):
+            self.db._run_kernel_statement(self._kernel_stmt(("insert",), lambda t: insert(t)), row, tuple(row))
             self._changed((user_id,), SESSIONS)
         return str(row["id"])
 
@@ -324,27 +336,26 @@ class SessionService(_SharedService):
             params["limit"] = limit
 
         def load() -> list[Row[Any]]:
-            with self._tx(user_id, one_statement=True) as conn:
-                return conn.execute(stmt, params).all()  # one fetchall, not a fetchone per row
+            with user_context(user_id):
+                return self.db._run_kernel_statement(stmt, params)  # type: ignore[no-any-return]
 
         # The variant names the types asked for: each app's list is its own entry.
         return self._cached(user_id, SESSIONS, f"types={types!r} limit={limit!r}", load)  # type: ignore[no-any-return]
 
     def _user_sessions_stmt(self, types: tuple[str, ...] | None, limited: bool) -> Any:
         """Build (once per kernel and shape) the user-sessions query; values are bound at execution."""
-        cache = self.kernel.__dict__.setdefault("_timber_stmt_cache", {})
-        key = ("user_sessions", types, limited)
-        stmt = cache.get(key)
-        if stmt is None:
-            table = self._table()
+
+        def build(table: Table) -> Any:
             stmt = select(table).where(table.c.user_id == bindparam("user_id"))
             if types is not None:
-                stmt = stmt.where(table.c.session_type.in_(types))
+                # One bound value per type (not an expanding IN): the statement's SQL is the same at
+                # every call, so it is compiled and prepared once (DatabaseManager._run_kernel_statement).
+                kind = table.c.session_type.type
+                stmt = stmt.where(table.c.session_type.in_([literal(t, kind) for t in types]))
             stmt = stmt.order_by(table.c.created_at.desc(), table.c.id)
-            if limited:
-                stmt = stmt.limit(bindparam("limit"))
-            cache[key] = stmt
-        return stmt
+            return stmt.limit(bindparam("limit")) if limited else stmt
+
+        return self._kernel_stmt(("user_sessions", types, limited), build)
 
     def get_app_sessions(self, user_id: str, app_name: str) -> list[Row[Any]]:
         """Return ``user_id``'s sessions of app ``app_name``'s types.
