@@ -342,21 +342,33 @@ def _probe(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return probe
 
 
+def _contender_envs(tmp: Path, sizes: list[int], make_home: bool) -> dict[tuple[str, int], dict[str, str]]:
+    """Generate each size's apps (Timber and Django) under ``tmp``; return each contender's environment.
+
+    Timber's sees only the generated apps and the kernel's, with ``tmp/home<N>`` as TIMBER_HOME
+    (created when ``make_home``); Django's sees its generated project.
+    """
+    envs: dict[tuple[str, int], dict[str, str]] = {}
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    for apps in sizes:
+        root = tmp / f"apps{apps}"
+        _generate(root, apps)
+        _generate_django(root / "dj", apps)
+        if make_home:
+            (tmp / f"home{apps}").mkdir()
+        envs[("timber", apps)] = {
+            **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(tmp / f"home{apps}"),
+            "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
+        envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+    return envs
+
+
 def bench_build(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[str, int], dict[str, float]]:
     """Median figures per (contender, apps), rounds interleaved: each round runs every contender at every size."""
     contenders = ["timber", "timber, collector as before", "plain SQLAlchemy"] + (["Django"] if with_django else [])
     samples: dict[tuple[str, int], list[dict[str, float]]] = {(c, n): [] for n in sizes for c in contenders}
     with tempfile.TemporaryDirectory(prefix="timber-bench-build-") as tmp:
-        envs: dict[tuple[str, int], dict[str, str]] = {}
-        for apps in sizes:
-            root = Path(tmp) / f"apps{apps}"
-            _generate(root, apps)
-            _generate_django(root / "dj", apps)
-            pythonpath = os.environ.get("PYTHONPATH", "")
-            envs[("timber", apps)] = {
-                **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove",  # only the generated apps and the kernel's
-                "TIMBER_HOME": str(Path(tmp) / f"home{apps}"), "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
-            envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+        envs = _contender_envs(Path(tmp), sizes, make_home=False)
 
         def run(contender: str, apps: int, r: int) -> dict[str, float]:
             db = Path(tmp) / f"{contender.replace(' ', '_').replace(',', '')}{apps}_{r}.sqlite"
@@ -433,18 +445,8 @@ def bench_own_app(sizes: list[int], runs: int, with_django: bool) -> dict[tuple[
     contenders = ["timber, one app", "timber, every app"] + (["Django setup()"] if with_django else [])
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {(c, n): [] for n in sizes for c in contenders}
     with tempfile.TemporaryDirectory(prefix="timber-bench-own-app-") as tmp:
-        envs: dict[tuple[str, int], dict[str, str]] = {}
-        for apps in sizes:
-            root = Path(tmp) / f"apps{apps}"
-            _generate(root, apps)
-            _generate_django(root / "dj", apps)
-            pythonpath = os.environ.get("PYTHONPATH", "")
-            # An existing TIMBER_HOME, as once Timber has been used there: it keeps the loaded models.
-            (Path(tmp) / f"home{apps}").mkdir()
-            envs[("timber", apps)] = {
-                **_environ(), "TIMBER_DISABLE_APPS": "canopy,grove", "TIMBER_HOME": str(Path(tmp) / f"home{apps}"),
-                "PYTHONPATH": os.pathsep.join([str(root), pythonpath])}
-            envs[("django", apps)] = {**_environ(), "PYTHONPATH": os.pathsep.join([str(root / "dj"), pythonpath])}
+        # An existing TIMBER_HOME, as once Timber has been used there: it keeps the loaded models.
+        envs = _contender_envs(Path(tmp), sizes, make_home=True)
 
         def run(contender: str, apps: int) -> dict[str, Any]:
             db = f"sqlite:///{Path(tmp) / f'timber{apps}.sqlite'}"  # one database per size, migrated by the warm-up
