@@ -615,6 +615,18 @@ def _report_build(sizes: list[int], fig: dict[tuple[str, int], dict[str, float]]
         print(f"  linearity: timber CPU ms/model at {int(hi['models'])} models / at {int(lo['models'])} models: {lin:.2f}")
 
 
+def _with_django(no_django: bool) -> bool:
+    """Whether Django is the comparator: asked for (no ``--no-django``) and installed (said when it is not)."""
+    if no_django:
+        return False
+    try:
+        import django  # noqa: F401
+    except ModuleNotFoundError:
+        print("  Django is not installed (nox -s bench installs it): no Django column")
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="runs per command for (a) and (b), interleaved (default 15)")
@@ -652,14 +664,7 @@ def main() -> None:
     if "c" in parts:
         print(f"\n(c) building every model, {MODELS_PER_APP} per app, medians of {args.init_runs} interleaved rounds "
               f"of fresh processes (SQLite)")
-        with_django = not args.no_django
-        if with_django:
-            try:
-                import django  # noqa: F401
-            except ModuleNotFoundError:
-                print("  Django is not installed (nox -s bench installs it): no Django column")
-                with_django = False
-        _report_build(sizes, bench_build(sizes, args.init_runs, with_django))
+        _report_build(sizes, bench_build(sizes, args.init_runs, _with_django(args.no_django)))
 
     if "d" in parts:
         print(f"\n(d) building the classes in one process, collector off, CPU medians of {args.ab_rounds} interleaved "
@@ -675,14 +680,7 @@ def main() -> None:
     if "e" in parts:
         print(f"\n(e) one app's start-up (initialize_timber(app_name='gen000')) with N apps installed, migrated SQLite "
               f"database, medians of {args.init_runs} interleaved rounds of fresh processes")
-        with_django = not args.no_django
-        if with_django:
-            try:
-                import django  # noqa: F401
-            except ModuleNotFoundError:
-                print("  Django is not installed (nox -s bench installs it): no Django column")
-                with_django = False
-        _report_own_app(sizes, bench_own_app(sizes, args.init_runs, with_django))
+        _report_own_app(sizes, bench_own_app(sizes, args.init_runs, _with_django(args.no_django)))
 
 
 if __name__ == "__main__":
