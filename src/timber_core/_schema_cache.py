@@ -26,11 +26,10 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from . import __version__, _validated
+from . import __version__, _home_cache, _validated
 
 __all__ = ["key", "load", "store"]
 
-_DIR = "cache"
 _PREFIX = "schema-"
 #: Pickles kept: a few environments (virtualenvs, checkouts) may share one TIMBER_HOME.
 _KEEP = 8
@@ -55,14 +54,14 @@ def key(apps: Iterable[tuple[str, Iterable[str]]]) -> str:
     return _validated.fingerprint(version, apps)
 
 
-def _path(home: str, key_: str) -> str:
-    return os.path.join(home, _DIR, f"{_PREFIX}{key_}.pickle")
+def _name(key_: str) -> str:
+    return f"{_PREFIX}{key_}.pickle"
 
 
 def load(home: str, key_: str) -> Any:
     """Return the Schema kept under ``key_``, or None (none kept, or unreadable)."""
     try:
-        with open(_path(home, key_), "rb") as f:
+        with open(_home_cache.path(home, _name(key_)), "rb") as f:
             return pickle.load(f)  # noqa: S301  (TIMBER_HOME is trusted: module docstring)
     except Exception:  # noqa: BLE001  (only a cache: any failure means reading the YAML)
         return None
@@ -70,21 +69,15 @@ def load(home: str, key_: str) -> Any:
 
 def store(home: str, key_: str, schema: Any) -> None:
     """Keep ``schema`` under ``key_``; do nothing when ``home`` does not exist or cannot be written."""
-    if not os.path.isdir(home):
-        return
-    path = _path(home, key_)
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(schema, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)  # atomic: a reader sees no file or a whole one
-        kept = sorted(glob.glob(os.path.join(home, _DIR, f"{_PREFIX}*.pickle")), key=os.path.getmtime)
+        data = pickle.dumps(schema, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001  (only a cache)
+        return
+    if not _home_cache.write(home, _name(key_), data):
+        return
+    try:
+        kept = sorted(glob.glob(_home_cache.path(home, f"{_PREFIX}*.pickle")), key=os.path.getmtime)
         for old in kept[:-_KEEP]:
             os.unlink(old)
-    except Exception:  # noqa: BLE001  (only a cache)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except OSError:  # another process pruned it first
+        pass

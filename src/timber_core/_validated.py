@@ -22,11 +22,13 @@ from __future__ import annotations
 import os
 import re
 import zlib
+
+from . import _home_cache
 from collections.abc import Iterable
 
 __all__ = ["fingerprint", "known", "remember"]
 
-_FILE = os.path.join("cache", "validated-models")
+_FILE = "validated-models"
 #: Fingerprints kept: a few environments (virtualenvs, checkouts) may share one TIMBER_HOME.
 _KEEP = 16
 
@@ -56,7 +58,7 @@ def fingerprint(version: str, apps: Iterable[tuple[str, Iterable[str]]]) -> str:
 def _read(home: str) -> dict[str, str]:
     """The records of ``home``: fingerprint -> its model names, as written (``<fingerprint> <names>`` a line)."""
     try:
-        with open(os.path.join(home, _FILE), encoding="utf-8") as f:
+        with open(_home_cache.path(home, _FILE), encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, ValueError):
         return {}
@@ -93,23 +95,10 @@ def remember(home: str, print_: str, names: dict[str, list[str]]) -> None:
 
     Do nothing when ``home`` does not exist or cannot be written.
     """
-    if not os.path.isdir(home):
-        return
     if not all(_NAME.fullmatch(n) for app, models in names.items() for n in (app, *models)):
         return  # a name this record cannot hold: such a set is simply validated every time
     text = ";".join(f"{app}={','.join(models)}" for app, models in names.items())
     records = _read(home)
     records.pop(print_, None)
     kept = list(records.items())[-(_KEEP - 1):] + [(print_, text)]
-    path = os.path.join(home, _FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(f"{p} {n}\n" for p, n in kept))
-        os.replace(tmp, path)  # atomic: a reader sees the old list or the new one
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    _home_cache.write(home, _FILE, "".join(f"{p} {n}\n" for p, n in kept).encode())

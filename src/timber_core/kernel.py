@@ -260,9 +260,6 @@ class Kernel:
         """Return the specs of the models app ``app`` owns, in schema order."""
         return [m for m in self.schema.models if m.app == app]
 
-    def _closure(self, app: str) -> set[str]:
-        return _closure(self.apps, app)
-
     def _ensure_built(self, app: str | None) -> None:
         """Map the classes of ``app`` and of the apps it depends on (None: of every app), once.
 
@@ -276,7 +273,7 @@ class Kernel:
             return  # every app mapped: the common case costs two attribute reads
         if app is None and self._all_tried:
             return  # what platform_context() could map is mapped; a failure was warned of once
-        wanted = None if app is None else self._closure(app)
+        wanted = None if app is None else _closure(self.apps, app)
         if wanted is not None:
             failed = next((a for a in self._app_order if a in wanted and a in self._build_failures), None)
             if failed is not None:
