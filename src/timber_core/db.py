@@ -328,41 +328,64 @@ def _execute_with_context(cursor: Any, statement: str, parameters: Any, context:
     # Core statements only: raw text() may hold parameters whose type PostgreSQL cannot infer.
     raw = compiled is None or context.isddl or isinstance(compiled.statement, TextClause)
     form = None if raw else _numbered(statement)
+    to_prepare = None
+    if form is not None:
+        sql, names = form
+        to_prepare = (sql, _execute_of(names), tuple(parameters[n] for n in names))
+    try:
+        _send(cursor, binder, prepared, head, to_prepare, lambda: binder.mogrify(statement, parameters))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        if str(exc).strip() == f'permission denied to set role "{values[0]}"':
+            raise _role_refused(conn.engine, values[1], values[0], exc) from None
+        raise
+    return True
+
+
+def _execute_of(names: tuple[str, ...]) -> str:
+    """``EXECUTE {}(%s, ...)`` for a prepared statement of parameters ``names``: its name to fill in, then its values."""
+    return "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
+
+
+def _send(cursor: Any, binder: Any, prepared: dict[str, str], head: str,
+          to_prepare: tuple[str, str, tuple[Any, ...]] | None, inline: Callable[[], str]) -> None:
+    """Send ``head`` and one statement as one simple query; leave ``cursor`` on the statement's result.
+
+    ``to_prepare``: the statement numbered for PREPARE (``$1``...), its ``EXECUTE {}(%s, ...)`` and
+    its values, or None when it must be sent inline. Such a statement is prepared on the connection
+    the first time (``PREPARE`` in the same message; ``prepared`` maps its SQL to its name there)
+    and run with ``EXECUTE`` after; once the connection holds ``_MAX_PREPARED`` of them a new one is
+    sent inline, ``inline()`` (the statement with its values bound by ``binder``). psycopg's errors
+    are raised as they come, but one: when app code dropped the prepared statements
+    (``DEALLOCATE``/``DISCARD``) the whole message rolled back, so it is sent again, preparing anew.
+    """
+    import psycopg
+
     for attempt in (1, 2):
-        if form is None or (form[0] not in prepared and len(prepared) >= _MAX_PREPARED):
-            query = head + binder.mogrify(statement, parameters)
-            name = None
-        else:
-            sql, names = form
+        name = None
+        if to_prepare is not None:
+            sql, run, args = to_prepare
             name = prepared.get(sql)
-            run = "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
-            args = tuple(parameters[n] for n in names)
-            if name is None:
+            if name is not None:
+                query = head + binder.mogrify(run.format(name), args)
+            elif len(prepared) < _MAX_PREPARED:
                 name = f"timber_ps_{next(_prepared_names)}"
                 query = head + f"PREPARE {name} AS {sql}; " + binder.mogrify(run.format(name), args)
-            else:
-                query = head + binder.mogrify(run.format(name), args)
+        if name is None:
+            query = head + inline()
         try:
             # prepare=False: each query is unique (its values are in it); counting it for automatic
             # preparation would only push the engine's real prepared statements out of psycopg's cache.
             cursor.execute(query, prepare=False)
         except psycopg.errors.InvalidSqlStatementName:
-            # App code ran DEALLOCATE/DISCARD on this connection: the whole message rolled back;
-            # forget what was prepared and send it again, preparing anew.
             prepared.clear()
             if attempt == 2:
                 raise
             continue
-        except psycopg.errors.InsufficientPrivilege as exc:
-            if str(exc).strip() == f'permission denied to set role "{values[0]}"':
-                raise _role_refused(conn.engine, values[1], values[0], exc) from None
-            raise
+        if name is not None:
+            prepared[sql] = name
         break
-    if form is not None and name is not None:
-        prepared[form[0]] = name
     while cursor.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
         pass
-    return True
 
 
 def _connection_state(info: Any, driver: Any, values: tuple[str, ...] | None) -> tuple[Any, dict[str, str], str]:
@@ -478,7 +501,7 @@ def _compile_shape(statement: Any, keys: tuple[str, ...], dialect: Any) -> _Shap
     fixed = compiled.construct_params(dict.fromkeys(required | set(keys)))
     types = {name: bind.type for bind, name in compiled.bind_names.items()}
     binds = tuple((n, fixed.get(n), types[n].dialect_impl(dialect).bind_processor(dialect)) for n in names)
-    run = "EXECUTE {}" if not names else "EXECUTE {}(" + ", ".join(["%s"] * len(names)) + ")"
+    run = _execute_of(names)
     if not getattr(statement, "is_select", False):
         return _Shape(statement, compiled.string, sql, binds, run, None)
     columns = list(statement.selected_columns)
@@ -928,27 +951,8 @@ class DatabaseManager:
         try:
             binder, prepared, head = _connection_state(fairy.info, driver, values)
             driver.autocommit = True  # the message is its own implicit transaction: no BEGIN from psycopg
-            for attempt in (1, 2):
-                name = prepared.get(shape.sql)
-                if name is not None:
-                    query = head + binder.mogrify(shape.run.format(name), args)
-                elif len(prepared) < _MAX_PREPARED:
-                    name = f"timber_ps_{next(_prepared_names)}"
-                    query = head + f"PREPARE {name} AS {shape.sql}; " + binder.mogrify(shape.run.format(name), args)
-                else:  # this connection prepared its fill (app code's statements): send the values inline
-                    query = head + binder.mogrify(shape.text, dict(zip((b[0] for b in shape.binds), args)))
-                try:
-                    binder.execute(query, prepare=False)
-                except psycopg.errors.InvalidSqlStatementName:
-                    prepared.clear()  # app code ran DEALLOCATE/DISCARD on this connection: prepare anew
-                    if attempt == 2:
-                        raise
-                    continue
-                break
-            if name is not None:
-                prepared[shape.sql] = name
-            while binder.nextset():  # RESET ALL, the set_config row, [PREPARE,] then the statement's result
-                pass
+            _send(binder, binder, prepared, head, (shape.sql, shape.run, args),
+                  lambda: binder.mogrify(shape.text, dict(zip((b[0] for b in shape.binds), args))))
             if shape.make_row is None:
                 return binder.rowcount
             rows = binder.fetchall()
